@@ -1,0 +1,706 @@
+"""AutomagikTelemetry: the application's side of the engine.
+
+A track call takes the ring's lock, encodes its row into the encoder's buffer, copies it into
+the shared-memory ring and returns: no I/O, no allocation beyond the row, nothing that can fail
+because of the network. The writer process (``writer.py``) does the rest. A supervisor thread in
+this process restarts the writer if it dies and logs, through this process's ``logging``, the
+messages the writer publishes (once per kind of trouble).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+import traceback
+import weakref
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+
+from . import opt_in, ring
+from .config import TelemetryConfig
+from .records import ClickHouseRows, RowEncoder, clickhouse_row_suffixes
+from .resource import Resource
+from .ring import KIND_LOG, KIND_METRIC, KIND_TRACE, RingWriter, Slot
+from .schema import LogSeverity, MetricType, parse_metric_type, parse_severity
+from .writer import WriterSettings
+
+log = logging.getLogger("automagik_telemetry")
+
+ERROR_EVENT: Final = "automagik.error"
+MAX_ERROR_MESSAGE: Final = 500
+MAX_TRACEBACK_FRAMES: Final = 20
+SUPERVISE_EVERY: Final = 0.2
+DEFAULT_FLUSH_TIMEOUT: Final = 10.0
+_time_ns = time.time_ns
+
+_clients: weakref.WeakSet[AutomagikTelemetry] = weakref.WeakSet()
+
+
+class _Done:
+    """An awaitable that is already complete: lets ``disable()`` be called or awaited."""
+
+    def __await__(self) -> Any:
+        return iter(())
+
+
+def _package_root() -> str:
+    return str(Path(__file__).resolve().parent.parent)
+
+
+def _spawn_writer(settings: WriterSettings) -> subprocess.Popen[bytes]:
+    """Start the writer in a fresh interpreter (spawned, never forked) in its own session, so a
+    Ctrl-C aimed at the application does not stop it from draining."""
+    env = dict(os.environ)
+    root = _package_root()
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    # Batch bodies are large and short-lived: keep freed memory in the writer's heap rather than
+    # handing it back to the kernel and faulting it in again (page faults dominate otherwise).
+    env.setdefault("MALLOC_MMAP_THRESHOLD_", str(32 * 1024 * 1024))
+    env.setdefault("MALLOC_TRIM_THRESHOLD_", str(1024 * 1024 * 1024))
+    import multiprocessing.spawn
+
+    process = subprocess.Popen(
+        [multiprocessing.spawn.get_executable(), "-m", "automagik_telemetry._writer_process"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        env=env,
+        close_fds=True,
+        start_new_session=True,
+    )
+    assert process.stdin is not None
+    process.stdin.write(msgspec.json.encode(settings))
+    process.stdin.close()
+    return process
+
+
+class AutomagikTelemetry:
+    """Ships events, metrics, logs and errors to ClickHouse or an OTLP endpoint.
+
+    ``AutomagikTelemetry(config=TelemetryConfig(project_name="app", version="1.0"))`` or
+    ``AutomagikTelemetry(project_name="app", version="1.0", backend="clickhouse", ...)``.
+    """
+
+    def __init__(self, config: TelemetryConfig | None = None, **options: Any) -> None:
+        if config is None:
+            if not options:
+                raise TypeError(
+                    "AutomagikTelemetry is missing its config: pass "
+                    "config=TelemetryConfig(project_name=..., version=...) or the keyword form "
+                    "AutomagikTelemetry(project_name=..., version=..., backend=...)"
+                )
+            config = TelemetryConfig(**options)
+        elif options:
+            raise TypeError(
+                "AutomagikTelemetry takes either config=TelemetryConfig(...) or keyword options, "
+                f"not both (got config and {', '.join(sorted(options))})"
+            )
+        elif not isinstance(config, TelemetryConfig):
+            raise TypeError(f"config must be a TelemetryConfig, not {type(config).__name__}")
+        self.config = config
+        self.resource = Resource.detect(
+            config.project_name, config.version, config.organization, config.environment
+        )
+        self.user_id = self.resource.user_id
+        self.session_id = self.resource.session_id
+        consent = opt_in.decide(config)
+        self._consent = consent
+        self.enabled = consent.enabled
+        self.verbose = config.verbose
+        self._accepted = 0
+        self._dropped: dict[str, int] = {}
+        self._warned: set[str] = set()
+        self._lock = threading.Lock()
+        self._ring: RingWriter | None = None
+        self._writer: subprocess.Popen[bytes] | None = None
+        self._writer_restarts = 0
+        self._error_seq = 0
+        self._closed = False
+        self._stop = threading.Event()
+        self._supervisor: threading.Thread | None = None
+        self._rows: RowEncoder | None = None
+        self._owner_pid = os.getpid()
+        if self.enabled:
+            self._start()
+        _clients.add(self)
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def _make_encoder(self) -> RowEncoder:
+        if self.config.backend in ("clickhouse", "embedded"):
+            return ClickHouseRows()
+        from .sinks.otlp import otlp_row_encoder
+
+        return otlp_row_encoder(self.config, self.resource)
+
+    def _writer_settings(self, segment: str) -> WriterSettings:
+        c = self.config
+        extra: dict[str, Any] = {}
+        if c.backend == "otlp":
+            from .sinks.otlp import writer_options
+
+            extra = writer_options(c, self.resource)
+        else:
+            extra = {"row_suffixes": clickhouse_row_suffixes(self.resource)}
+
+        return WriterSettings(
+            segment=segment,
+            producer_pid=os.getpid(),
+            backend=c.backend,
+            batch_size=c.batch_size,
+            flush_interval=c.flush_interval,
+            max_batch_bytes=c.max_batch_bytes,
+            timeout=c.timeout,
+            max_retries=c.max_retries,
+            retry_backoff_base=c.retry_backoff_base,
+            compression=c.compression if c.compression_enabled else "none",
+            compression_threshold=c.compression_threshold,
+            max_in_flight=c.max_in_flight,
+            verbose=c.verbose,
+            clickhouse_endpoint=c.clickhouse_endpoint,
+            clickhouse_database=c.clickhouse_database,
+            clickhouse_tables=(
+                c.clickhouse_table,
+                c.clickhouse_metrics_table,
+                c.clickhouse_logs_table,
+            ),
+            clickhouse_username=c.clickhouse_username,
+            clickhouse_password=c.clickhouse_password,
+            embedded_path=c.resolved_embedded_path() if c.backend == "embedded" else "",
+            **extra,
+        )
+
+    def _start(self) -> None:
+        """Create this process's ring and writer."""
+        self._rows = self._make_encoder()
+        self._closings = self._rows.closings
+        segment = ring.create_segment(self.config.ring_size)
+        self._ring = RingWriter(segment)
+        self._lock = self._ring.lock
+        self._settings = self._writer_settings(segment.name)
+        self._writer = _spawn_writer(self._settings)
+        self._owner_pid = os.getpid()
+        self._stop = threading.Event()
+        self._supervisor = threading.Thread(
+            target=self._supervise, name="automagik-telemetry-supervisor", daemon=True
+        )
+        self._supervisor.start()
+        atexit.register(self._at_exit)
+
+    def _supervise(self) -> None:
+        delay = SUPERVISE_EVERY
+        while not self._stop.wait(delay):
+            delay = SUPERVISE_EVERY
+            self._relay_writer_messages()
+            writer = self._writer
+            if writer is not None and writer.poll() is not None and not self._closed:
+                delay = self._restart_writer(writer.returncode)
+
+    def _restart_writer(self, returncode: int | None) -> float:
+        """The writer died: start another one, which resumes from the committed tail."""
+        self._writer_restarts += 1
+        self._warn_once(
+            f"writer-died-{min(self._writer_restarts, 2)}",
+            f"the writer process exited with code {returncode}; restarting it "
+            f"(restart {self._writer_restarts}); rows in the ring are kept",
+        )
+        if self._ring is None:
+            return SUPERVISE_EVERY
+        self._writer = _spawn_writer(self._settings)
+        return min(SUPERVISE_EVERY * 2 ** min(self._writer_restarts, 8), 30.0)
+
+    def _relay_writer_messages(self) -> None:
+        if self._ring is None:
+            return
+        seq, level, text = self._ring.read_message()
+        if seq and seq != self._error_seq:
+            self._error_seq = seq
+            self._last_error = (
+                text if level >= logging.WARNING else getattr(self, "_last_error", "")
+            )
+            log.log(level, "%s", text)
+
+    def _at_exit(self) -> None:
+        try:
+            self.shutdown(timeout=max(self.config.timeout, 2.0))
+        except Exception:  # never fail the interpreter's exit
+            pass
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Deliver what was tracked (waiting up to ``timeout`` seconds), stop the writer and
+        release the shared memory. Returns whether everything was delivered. Idempotent."""
+        if self._closed or self._ring is None or os.getpid() != self._owner_pid:
+            self._closed = True
+            return True
+        delivered = self.flush(timeout)
+        self._closed = True
+        atexit.unregister(self._at_exit)
+        ring_writer = self._ring
+        ring_writer.words[Slot.SHUTDOWN] = 1
+        writer = self._writer
+        grace = 2.0 if delivered else 0.5
+        if writer is not None:
+            try:
+                writer.wait(grace)
+            except subprocess.TimeoutExpired:
+                # Still delivering (the sink is slow or down): it keeps trying for a bounded
+                # time on its own and unlinks the segment when it exits.
+                threading.Thread(target=writer.wait, daemon=True).start()
+        self._stop.set()
+        if self._supervisor is not None and self._supervisor is not threading.current_thread():
+            self._supervisor.join(1.0)
+        self._relay_writer_messages()
+        self._ring = None
+        self._put_disabled()
+        writer_gone = writer is None or writer.poll() is not None
+        segment = ring_writer.segment
+        ring_writer.release()
+        segment.close()
+        if writer_gone:
+            ring.unlink_segment(segment.name)
+        return delivered
+
+    def close(self) -> None:
+        self.shutdown()
+
+    def __enter__(self) -> AutomagikTelemetry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    def _put_disabled(self) -> None:
+        self._closed = True
+
+    # --- fork -------------------------------------------------------------------------------
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child never writes into its parent's ring: it starts its own ring and
+        writer on its first track call (nothing is spawned for children that never track)."""
+        self._lock = threading.Lock()
+        if self._ring is None or self._closed:
+            return
+        self._ring = None
+        self._writer = None
+        self._supervisor = None
+        self._accepted = 0
+        self._dropped = {}
+        self._fork_pending = True
+        self.resource = Resource.detect(
+            self.config.project_name, self.config.version, self.config.organization,
+            self.config.environment,
+        )  # fmt: skip
+
+    def _ensure_ring(self) -> RingWriter | None:
+        """Slow path: the ring is missing (disabled, shut down, or first call after a fork)."""
+        if getattr(self, "_fork_pending", False) and not self._closed:
+            self._fork_pending = False
+            self._start()
+        return self._ring
+
+    # --- tracking ---------------------------------------------------------------------------
+
+    def _put(self, kind: int, row: bytes | bytearray) -> None:
+        """Copy a row into the ring (lock held by the caller)."""
+        ring_writer = self._ring
+        assert ring_writer is not None
+        closing = self._closings[kind]
+        if ring_writer.put(kind, row, closing):
+            self._accepted += 1
+            return
+        if self.config.on_full == "block" and self._wait_for_room(ring_writer, kind, row, closing):
+            self._accepted += 1
+            return
+        self._drop("ring_full", "the ring is full (the writer cannot keep up or the sink is down)")
+
+    def _wait_for_room(
+        self, ring_writer: RingWriter, kind: int, row: bytes | bytearray, closing: bytes | None
+    ) -> bool:
+        deadline = time.monotonic() + self.config.block_timeout
+        pause = 0.00005
+        while time.monotonic() < deadline:
+            time.sleep(pause)
+            pause = min(pause * 2, 0.005)
+            if ring_writer.put(kind, row, closing):
+                return True
+        return False
+
+    def _drop(self, reason: str, why: str) -> None:
+        self._dropped[reason] = self._dropped.get(reason, 0) + 1
+        self._warn_once(f"drop:{reason}", f"dropping rows: {why}; counted in get_status()")
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning("%s", message)
+
+    def _inactive(self) -> bool:
+        """True when this call must not write (disabled or shut down); counts it."""
+        if not self.enabled:
+            return True
+        if self._closed:
+            self._dropped["after_shutdown"] = self._dropped.get("after_shutdown", 0) + 1
+            return True
+        return self._ensure_ring() is None
+
+    def track_event(self, event_name: str, attributes: Mapping[str, Any] | None = None) -> None:
+        """Record an event (a span named ``event_name``). Never raises, never waits on I/O."""
+        if self._ring is None and self._inactive():
+            return
+        lock = self._lock
+        lock.acquire()
+        try:
+            if type(event_name) is not str:
+                event_name = str(event_name)
+            if attributes is not None and type(attributes) is not dict:
+                attributes = dict(attributes)
+            self._put(KIND_TRACE, self._rows.span(_time_ns(), event_name, attributes, None))  # type: ignore[union-attr]
+        except Exception as exc:
+            self._reject(exc)
+        finally:
+            lock.release()
+
+    def track_error(self, error: BaseException, context: Mapping[str, Any] | None = None) -> None:
+        """Record an exception: a span ``automagik.error`` with status ERROR, the exception's
+        type, message and a trimmed traceback (``exception.*`` attributes), plus ``context``."""
+        if self._ring is None and self._inactive():
+            return
+        try:
+            message = str(error)[:MAX_ERROR_MESSAGE]
+            attributes: dict[str, Any] = {
+                "error_type": type(error).__name__,
+                "error_message": message,
+                "exception.type": _qualified_name(type(error)),
+                "exception.message": message,
+                "exception.stacktrace": _trimmed_traceback(error),
+            }
+            if context:
+                attributes.update(context)
+        except Exception as exc:
+            self._reject(exc)
+            return
+        lock = self._lock
+        lock.acquire()
+        try:
+            self._put(KIND_TRACE, self._rows.span(_time_ns(), ERROR_EVENT, attributes, message))  # type: ignore[union-attr]
+        except Exception as exc:
+            self._reject(exc)
+        finally:
+            lock.release()
+
+    def track_metric(
+        self,
+        metric_name: str,
+        value: float,
+        metric_type: MetricType | str = MetricType.GAUGE,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record a metric point: a gauge value, a counter increment, or a histogram sample."""
+        if self._ring is None and self._inactive():
+            return
+        kind = metric_type if type(metric_type) is MetricType else self._metric_kind(metric_type)
+        lock = self._lock
+        lock.acquire()
+        try:
+            if type(metric_name) is not str:
+                metric_name = str(metric_name)
+            if type(value) is not float and type(value) is not int:
+                value = _number(value)
+            if attributes is not None and type(attributes) is not dict:
+                attributes = dict(attributes)
+            row = self._rows.metric(_time_ns(), metric_name, value, kind, attributes)  # type: ignore[union-attr]
+            self._put(KIND_METRIC, row)
+        except Exception as exc:
+            self._reject(exc)
+        finally:
+            lock.release()
+
+    def track_log(
+        self,
+        message: str,
+        severity: LogSeverity | str = LogSeverity.INFO,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record a log line with its severity."""
+        if self._ring is None and self._inactive():
+            return
+        level = severity if type(severity) is LogSeverity else self._severity(severity)
+        lock = self._lock
+        lock.acquire()
+        try:
+            if type(message) is not str:
+                message = str(message)
+            if attributes is not None and type(attributes) is not dict:
+                attributes = dict(attributes)
+            self._put(KIND_LOG, self._rows.log(_time_ns(), message, level, attributes))  # type: ignore[union-attr]
+        except Exception as exc:
+            self._reject(exc)
+        finally:
+            lock.release()
+
+    def _metric_kind(self, value: MetricType | str) -> MetricType:
+        kind = parse_metric_type(value)
+        if kind is None:
+            self._warn_once(
+                f"metric-type:{value}",
+                f"unknown metric_type {value!r}: recorded as a gauge "
+                "(allowed: gauge, counter, histogram)",
+            )
+            return MetricType.GAUGE
+        return kind
+
+    def _severity(self, value: LogSeverity | str) -> LogSeverity:
+        level = parse_severity(value)
+        if level is None:
+            self._warn_once(
+                f"severity:{value}",
+                f"unknown severity {value!r}: recorded as INFO "
+                "(allowed: trace, debug, info, warn, error, fatal)",
+            )
+            return LogSeverity.INFO
+        return level
+
+    def _reject(self, exc: Exception) -> None:
+        reason = "too_large" if "exceeds the ring's limit" in str(exc) else "invalid"
+        self._dropped[reason] = self._dropped.get(reason, 0) + 1
+        self._warn_once(
+            f"reject:{reason}:{type(exc).__name__}",
+            f"a track call was dropped ({reason}): {type(exc).__name__}: {exc}",
+        )
+
+    # --- async variants: none of them blocks the event loop ---------------------------------
+
+    async def track_event_async(
+        self, event_name: str, attributes: Mapping[str, Any] | None = None
+    ) -> None:
+        await self._async_track(self.track_event, event_name, attributes)
+
+    async def track_error_async(
+        self, error: BaseException, context: Mapping[str, Any] | None = None
+    ) -> None:
+        await self._async_track(self.track_error, error, context)
+
+    async def track_metric_async(
+        self,
+        metric_name: str,
+        value: float,
+        metric_type: MetricType | str = MetricType.GAUGE,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> None:
+        await self._async_track(self.track_metric, metric_name, value, metric_type, attributes)
+
+    async def track_log_async(
+        self,
+        message: str,
+        severity: LogSeverity | str = LogSeverity.INFO,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> None:
+        await self._async_track(self.track_log, message, severity, attributes)
+
+    async def _async_track(self, track: Any, *args: Any) -> None:
+        """A track call is a memcpy: it runs on the loop unless the ring is full, in which
+        case the wait for room is an ``asyncio.sleep``, never a blocking one."""
+        ring_writer = self._ring
+        if ring_writer is None or self.config.on_full == "drop":
+            track(*args)
+            return
+        deadline = time.monotonic() + self.config.block_timeout
+        pause = 0.0005
+        while (
+            min(ring_writer.free_bytes(k) for k in ring.KINDS) < ring_writer.max_row
+            and time.monotonic() < deadline
+        ):
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.02)
+        saved = self.config.on_full
+        self.config.on_full = "drop"  # the loop must not sleep inside the call
+        try:
+            track(*args)
+        finally:
+            self.config.on_full = saved
+
+    async def flush_async(self, timeout: float | None = None) -> bool:
+        """``flush`` that waits with ``asyncio.sleep``."""
+        target = self._request_flush()
+        if target is None:
+            return True
+        deadline = time.monotonic() + (DEFAULT_FLUSH_TIMEOUT if timeout is None else timeout)
+        pause = 0.001
+        while not self._flushed(target):
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.05)
+        return True
+
+    # --- flush and status -------------------------------------------------------------------
+
+    def _request_flush(self) -> list[int] | None:
+        """Ask the writer to deliver, now, every row written so far; the targets to wait for."""
+        ring_writer = self._ring
+        if ring_writer is None or os.getpid() != self._owner_pid:
+            return None
+        targets = []
+        with self._lock:
+            ring_writer.publish_counts()
+            for kind in ring.KINDS:
+                target = ring_writer.written_head(kind)
+                slot = Slot.ring(kind, Slot.FLUSH_REQUEST)
+                if int(ring_writer.words[slot]) < target:
+                    ring_writer.words[slot] = target
+                targets.append(target)
+        return targets
+
+    def _flushed(self, targets: list[int]) -> bool:
+        ring_writer = self._ring
+        if ring_writer is None:
+            return True
+        return all(ring_writer.delivered(k) >= t for k, t in zip(ring.KINDS, targets, strict=True))
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every row tracked before this call is delivered (queryable at the
+        destination), at most ``timeout`` seconds (default 10). Returns whether it was."""
+        target = self._request_flush()
+        if target is None:
+            return True
+        deadline = time.monotonic() + (DEFAULT_FLUSH_TIMEOUT if timeout is None else timeout)
+        pause = 0.0005
+        while not self._flushed(target):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(pause)
+            pause = min(pause * 2, 0.02)
+        return True
+
+    def enable(self) -> None:
+        """Turn sending on (and remove the ~/.automagik-no-telemetry opt-out, as the original
+        SDK does)."""
+        try:
+            opt_in.opt_out_file().unlink()
+        except OSError:
+            pass
+        self.enabled = True
+        self._consent = opt_in.Consent(True, "enable() was called")
+        if self._ring is None and not self._closed:
+            self._start()
+
+    def disable(self) -> _Done:
+        """Deliver what was tracked, then stop sending and write the ~/.automagik-no-telemetry
+        opt-out (as the original SDK does). Works called or awaited."""
+        if self._ring is not None:
+            self.flush()
+        self.enabled = False
+        self._consent = opt_in.Consent(False, "disable() was called")
+        try:
+            opt_in.opt_out_file().touch()
+        except OSError:
+            pass
+        return _Done()
+
+    def is_enabled(self) -> bool:
+        return self.enabled
+
+    def get_status(self) -> dict[str, Any]:
+        """Counters and state, cheap enough to poll."""
+        c = self.config
+        status: dict[str, Any] = {
+            "enabled": self.enabled,
+            "disabled_reason": None if self.enabled else self._consent.reason,
+            "consent": self._consent.reason,
+            "backend": c.backend,
+            "user_id": self.user_id,
+            "session_id": self.session_id,
+            "project_name": c.project_name,
+            "project_version": c.version,
+            "endpoint": c.endpoint,
+            "metrics_endpoint": c.metrics_endpoint,
+            "logs_endpoint": c.logs_endpoint,
+            "clickhouse_endpoint": c.clickhouse_endpoint if c.backend == "clickhouse" else None,
+            "opt_out_file_exists": opt_in.opt_out_file().exists(),
+            "env_var": os.environ.get("AUTOMAGIK_TELEMETRY_ENABLED"),
+            "verbose": self.verbose,
+            "batch_size": c.batch_size,
+            "compression_enabled": c.compression_enabled,
+            "accepted": self._accepted,
+            "dropped": dict(self._dropped),
+            "dropped_total": sum(self._dropped.values()),
+            "writer_restarts": self._writer_restarts,
+        }
+        ring_writer = self._ring
+        if ring_writer is None:
+            status.update(
+                sent=0, failed=0, retried=0, bytes_on_wire=0, bytes_uncompressed=0,
+                ring_fill=0.0, ring_bytes_used=0, writer_alive=False, last_error=None,
+                queue_sizes={"traces": 0, "metrics": 0, "logs": 0}, sink_state="stopped",
+            )  # fmt: skip
+            return status
+        words = ring_writer.words
+        used = ring_writer.used_bytes()
+        capacity = ring_writer.capacity * len(ring.KINDS)
+        writer = self._writer
+        self._relay_writer_messages()
+        status.update(
+            sent=int(words[Slot.ROWS_SENT]),
+            batches_sent=int(words[Slot.BATCHES_SENT]),
+            failed=int(words[Slot.SEND_FAILURES]),
+            retried=int(words[Slot.RETRIES]),
+            bytes_on_wire=int(words[Slot.BYTES_WIRE]),
+            bytes_uncompressed=int(words[Slot.BYTES_RAW]),
+            ring_bytes_used=used,
+            ring_fill=round(used / capacity, 6),
+            writer_alive=writer is not None and writer.poll() is None,
+            writer_pid=writer.pid if writer is not None else None,
+            last_error=getattr(self, "_last_error", None) or None,
+            sink_state=("unknown", "healthy", "retrying", "permanent_error")[
+                min(int(words[Slot.SINK_STATE]), 3)
+            ],
+            pending=self._accepted - int(words[Slot.ROWS_SENT]),
+            queue_sizes={"traces": 0, "metrics": 0, "logs": 0},
+        )
+        return status
+
+    def __repr__(self) -> str:
+        state = "enabled" if self.enabled else "disabled"
+        return f"<AutomagikTelemetry {self.config.project_name} {self.config.backend} {state}>"
+
+
+def _qualified_name(cls: type) -> str:
+    module = cls.__module__
+    return (
+        cls.__qualname__ if module in ("builtins", "__main__") else f"{module}.{cls.__qualname__}"
+    )
+
+
+def _trimmed_traceback(error: BaseException) -> str:
+    """The last frames of the traceback (where it failed), in the usual text form."""
+    frames = traceback.extract_tb(error.__traceback__)[-MAX_TRACEBACK_FRAMES:]
+    lines = traceback.format_list(frames)
+    lines.extend(traceback.format_exception_only(type(error), error))
+    return "".join(lines)[-8000:]
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int | float):
+        return value
+    return float(value)
+
+
+def _after_fork_in_child() -> None:
+    for client in list(_clients):
+        client._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+_ = sys  # keep sys imported for multiprocessing.spawn's executable on frozen apps

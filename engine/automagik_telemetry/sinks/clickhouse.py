@@ -1,0 +1,360 @@
+"""ClickHouse over its HTTP interface: plan inserts, learn what the server accepts, read errors.
+
+Requests are planned by pure functions (``insert_url``, ``auth_headers``, ``classify``) and sent
+by ``ClickHouseSink``. Credentials go in ``X-ClickHouse-User`` / ``X-ClickHouse-Key``, never in
+the URL, and no message this module produces contains the password.
+
+Facts about servers this relies on (measured against 18.16 and current releases):
+* 18.16 reads only gzip and deflate request bodies (lz4/zstd answer code 89), knows no
+  ``insert_deduplication_token`` and no ``input_format_json_read_*`` settings, and answers 404
+  for an unknown setting. So the sink asks ``system.settings`` once which settings exist and
+  probes which codecs the server reads, and sends only those.
+* A ClickHouse answer of 200 can still carry an exception: ``X-ClickHouse-Exception-Code``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Final
+
+import urllib3
+
+from ..records import complete_rows
+from ..transport import (
+    RETRYABLE_STATUS,
+    Codec,
+    HttpClient,
+    Outcome,
+    Prepared,
+    codec,
+    describe_connection_error,
+    parse_retry_after,
+)
+
+# Settings sent with every insert when the server knows them.
+INSERT_SETTINGS: Final = {
+    "input_format_skip_unknown_fields": "1",
+    "input_format_defaults_for_omitted_fields": "1",
+    "insert_sample_with_metadata": "1",  # the name of the setting above before 19.x
+    "input_format_null_as_default": "1",
+    "input_format_json_read_numbers_as_strings": "1",
+    "input_format_json_read_bools_as_strings": "1",
+    "input_format_json_read_objects_as_strings": "1",
+    "input_format_json_read_arrays_as_strings": "1",
+}
+DEDUP_SETTING: Final = "insert_deduplication_token"
+
+# ClickHouse exception codes.
+AUTH_CODES: Final = frozenset({192, 193, 194, 195, 516})  # unknown user, wrong password, ...
+UNKNOWN_TABLE_CODES: Final = frozenset({60, 81})  # unknown table, unknown database
+RETRYABLE_CODES: Final = frozenset({159, 202, 203, 209, 210, 252, 394, 241})
+# 159 timeout, 202 too many simultaneous queries, 209/210 socket, 252 too many parts,
+# 394 query cancelled, 241 memory limit
+
+CODEC_PREFERENCE: Final = ("lz4", "zstd", "gzip")
+
+
+def is_loopback(url: str) -> bool:
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def insert_url(endpoint: str, table: str, settings: Mapping[str, str]) -> str:
+    params = {"query": f"INSERT INTO {table} FORMAT JSONEachRow", **settings}
+    return f"{endpoint}/?{urllib.parse.urlencode(params)}"
+
+
+def auth_headers(username: str, password: str) -> dict[str, str]:
+    return {"X-ClickHouse-User": username, "X-ClickHouse-Key": password}
+
+
+def server_message(body: bytes) -> str:
+    """The first line of a ClickHouse error body, trimmed of the stack-trace boilerplate."""
+    text = body.decode("utf-8", "replace").strip()
+    for marker in (", e.what() = DB::Exception", " (version "):
+        cut = text.find(marker)
+        if cut > 0:
+            text = text[:cut]
+    return " ".join(text.split())[:600]
+
+
+def exception_code(response: urllib3.BaseHTTPResponse) -> int | None:
+    header = response.headers.get("X-ClickHouse-Exception-Code")
+    if header and header.strip().isdigit():
+        return int(header)
+    body = response.data[:200].decode("utf-8", "replace")
+    if body.startswith("Code: "):
+        digits = body[6:].split(".", 1)[0].split(",", 1)[0].strip()
+        if digits.isdigit():
+            return int(digits)
+    return None
+
+
+@dataclass(frozen=True)
+class Target:
+    """One table and what trouble with it should tell the operator."""
+
+    database: str
+    table: str
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.database}.{self.table}"
+
+
+def classify(
+    response: urllib3.BaseHTTPResponse, *, endpoint: str, username: str, target: Target | None
+) -> Outcome:
+    """Turn a ClickHouse answer into an Outcome, with the server's message and the fix."""
+    status = response.status
+    code = exception_code(response)
+    if status == 200 and code is None:
+        return Outcome.delivered(status)
+    message = server_message(response.data) or f"HTTP {status}"
+    where = f"ClickHouse at {endpoint}"
+    if status in (401, 403) or code in AUTH_CODES:
+        return Outcome(
+            ok=False,
+            retryable=False,
+            status=status,
+            key="auth",
+            message=(
+                f"{where} refused user {username!r}: {message}. Fix: set clickhouse_username and "
+                "clickhouse_password (or AUTOMAGIK_TELEMETRY_CLICKHOUSE_USERNAME / _PASSWORD) to "
+                "an account that may insert; the rows are kept and sent once it works"
+            ),
+        )
+    if code in UNKNOWN_TABLE_CODES:
+        name = target.qualified if target else "the table"
+        return Outcome(
+            ok=False,
+            retryable=False,
+            status=status,
+            key=f"missing:{name}",
+            message=(
+                f"{where} has no table {name}: {message}. Fix: run `automagik-telemetry schema "
+                "--apply` (or infra/clickhouse/schema.sql) or point clickhouse_database / "
+                "clickhouse_*table at existing tables; the rows are kept and sent once it exists"
+            ),
+        )
+    if status in RETRYABLE_STATUS or (code in RETRYABLE_CODES) or (status >= 500 and code is None):
+        return Outcome(
+            ok=False,
+            retryable=True,
+            status=status,
+            key=f"server:{status}:{code}",
+            retry_after=parse_retry_after(response.headers),
+            message=f"{where} answered {status}: {message}; retrying",
+        )
+    return Outcome(
+        ok=False,
+        retryable=False,
+        status=status,
+        key=f"rejected:{code}",
+        message=(
+            f"{where} rejected the insert into {target.qualified if target else '?'} "
+            f"(HTTP {status}): {message}. Fix: make the table's columns match "
+            "infra/clickhouse/schema.sql; the rows are kept"
+        ),
+    )
+
+
+def connection_outcome(exc: Exception, endpoint: str) -> Outcome:
+    cause = describe_connection_error(exc)
+    return Outcome(
+        ok=False,
+        retryable=True,
+        key=f"connect:{cause}",
+        message=(
+            f"cannot reach ClickHouse at {endpoint}: {cause}. Fix: start the server or set "
+            "clickhouse_endpoint (AUTOMAGIK_TELEMETRY_CLICKHOUSE_ENDPOINT); rows are kept and "
+            "retried"
+        ),
+    )
+
+
+@dataclass
+class ServerFacts:
+    version: str = ""
+    settings: frozenset[str] = frozenset()
+    codecs: tuple[str, ...] = ("gzip",)
+    known: bool = False
+
+    @property
+    def major(self) -> tuple[int, int]:
+        parts = self.version.split(".")
+        try:
+            return int(parts[0]), int(parts[1])
+        except (IndexError, ValueError):
+            return 0, 0
+
+
+@dataclass
+class ClickHouseSink:
+    """Inserts JSONEachRow batches into the configured tables."""
+
+    endpoint: str
+    database: str
+    tables: Mapping[int, str]  # ring kind -> table name
+    username: str
+    password: str
+    http: HttpClient
+    compression: str = "auto"  # auto | lz4 | gzip | zstd | none
+    compression_threshold: int = 1024
+    row_suffixes: tuple[bytes, bytes, bytes] = (b"}\n", b"}\n", b"}\n")
+    facts: ServerFacts = field(default_factory=ServerFacts)
+    _codec: Codec | None = None
+
+    name = "clickhouse"
+
+    # --- discovery
+
+    def query(self, sql: str) -> urllib3.BaseHTTPResponse:
+        return self.http.post(
+            f"{self.endpoint}/", sql.encode(), auth_headers(self.username, self.password)
+        )
+
+    def discover(self) -> Outcome:
+        """Learn the server's version, settings and codecs (once; again after a failure)."""
+        if self.facts.known:
+            return Outcome.delivered()
+        names = ", ".join(f"'{s}'" for s in (*INSERT_SETTINGS, DEDUP_SETTING))
+        sql = (
+            "SELECT version(), name FROM system.settings "
+            f"WHERE name IN ({names}) FORMAT TabSeparated"
+        )
+        try:
+            response = self.query(sql)
+        except urllib3.exceptions.HTTPError as exc:
+            return connection_outcome(exc, self.endpoint)
+        outcome = classify(response, endpoint=self.endpoint, username=self.username, target=None)
+        if not outcome.ok:
+            return outcome
+        lines = [line.split("\t") for line in response.data.decode().splitlines() if line]
+        version = lines[0][0] if lines else ""
+        if not version:  # no setting matched: ask for the version alone
+            try:
+                version = self.query("SELECT version()").data.decode().strip()
+            except urllib3.exceptions.HTTPError as exc:
+                return connection_outcome(exc, self.endpoint)
+        settings = frozenset(line[1] for line in lines if len(line) > 1)
+        codecs = tuple(c for c in CODEC_PREFERENCE if self._accepts(c))
+        self.facts = ServerFacts(version, settings, codecs or ("gzip",), True)
+        self._codec = codec(self._pick_codec())
+        return Outcome.delivered()
+
+    def _accepts(self, name: str) -> bool:
+        if name == "gzip":
+            return True
+        try:
+            body = codec(name).compress(b"SELECT 1")
+        except ImportError:
+            return False
+        try:
+            response = self.http.post(
+                f"{self.endpoint}/",
+                body,
+                {**auth_headers(self.username, self.password), "Content-Encoding": name},
+            )
+        except urllib3.exceptions.HTTPError:
+            return False
+        return response.status == 200 and response.data.strip() == b"1"
+
+    def _pick_codec(self) -> str:
+        wanted = self.compression
+        if wanted == "none":
+            return "none"
+        if wanted == "auto":
+            if is_loopback(self.endpoint):
+                return "none"  # on this machine compression costs CPU and saves nothing
+            return "lz4" if "lz4" in self.facts.codecs else "gzip"
+        return wanted if wanted in self.facts.codecs else "gzip"
+
+    @property
+    def codec_name(self) -> str:
+        return self._codec.name if self._codec else "?"
+
+    def insert_settings(self, token: str | None) -> dict[str, str]:
+        known = self.facts.settings
+        chosen = {k: v for k, v in INSERT_SETTINGS.items() if k in known}
+        if token and DEDUP_SETTING in known:
+            chosen[DEDUP_SETTING] = token
+        return chosen
+
+    # --- inserts
+
+    def target(self, kind: int) -> Target:
+        return Target(self.database, self.tables[kind])
+
+    def prepare(self, kind: int, body: bytes | bytearray, token: str | None) -> Prepared:
+        """URL, wire body and headers of one insert; the body is compressed here, once."""
+        assert self._codec is not None, "discover() first"
+        body = complete_rows(bytes(body), self.row_suffixes[kind])
+        headers = auth_headers(self.username, self.password)
+        headers["Content-Type"] = "application/x-ndjson"
+        if len(body) >= self.compression_threshold and self._codec.content_encoding:
+            wire = self._codec.compress(body)
+            headers["Content-Encoding"] = self._codec.content_encoding
+        else:
+            wire = body  # sent as it is: no copy
+        url = insert_url(self.endpoint, self.target(kind).qualified, self.insert_settings(token))
+        return Prepared(kind, wire, url, headers)
+
+    def send(self, prepared: Prepared) -> Outcome:
+        try:
+            response = self.http.post(prepared.url, prepared.wire, prepared.headers)
+        except urllib3.exceptions.HTTPError as exc:
+            return connection_outcome(exc, self.endpoint)
+        return classify(
+            response,
+            endpoint=self.endpoint,
+            username=self.username,
+            target=self.target(prepared.kind),
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+
+# --- schema ---------------------------------------------------------------------------------
+
+MIN_SCHEMA_VERSION: Final = (22, 8)
+
+
+def schema_sql(*, legacy: bool = False) -> str:
+    name = "clickhouse-legacy.sql" if legacy else "clickhouse.sql"
+    return resources.files("automagik_telemetry").joinpath("schema", name).read_text("utf-8")
+
+
+def schema_statements(
+    database: str = "telemetry",
+    traces: str = "traces",
+    metrics: str = "metrics",
+    logs: str = "logs",
+    *,
+    legacy: bool = False,
+) -> list[str]:
+    """The schema's statements, with the configured database and table names."""
+    text = "\n".join(
+        line
+        for line in schema_sql(legacy=legacy).splitlines()
+        if not line.lstrip().startswith("--")
+    )
+    renames = {
+        "telemetry.traces": f"{database}.{traces}",
+        "telemetry.metrics": f"{database}.{metrics}",
+        "telemetry.logs": f"{database}.{logs}",
+        "DATABASE IF NOT EXISTS telemetry": f"DATABASE IF NOT EXISTS {database}",
+    }
+    for old, new in renames.items():
+        text = text.replace(old, new)
+    return [s.strip() for s in text.split(";") if s.strip()]

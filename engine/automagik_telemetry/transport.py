@@ -1,0 +1,243 @@
+"""HTTP delivery pieces shared by the sinks: codecs, the connection pool, outcomes, retry policy.
+
+Nothing here knows about ClickHouse or OTLP: a sink plans its request (URL, headers, body) and
+classifies the answer; this module compresses, sends, and decides how long to wait before the
+next attempt. Back-off and ``Retry-After`` parsing come from ``urllib3.util.Retry``.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Final, Protocol
+
+import lz4.frame
+import urllib3
+from urllib3.util import Retry
+
+from .__about__ import __version__
+
+USER_AGENT: Final = f"automagik-telemetry/{__version__}"
+RETRYABLE_STATUS: Final = frozenset({408, 429, 500, 502, 503, 504})
+
+
+# --- codecs ---------------------------------------------------------------------------------
+
+
+class Codec(Protocol):
+    name: str
+    content_encoding: str | None
+
+    def compress(self, data: bytes | bytearray) -> bytes: ...
+
+
+class _Identity:
+    name = "none"
+    content_encoding = None
+
+    def compress(self, data: bytes | bytearray) -> bytes:
+        return bytes(data)
+
+
+class _Gzip:
+    """gzip at level 1: the cheapest level, and what every HTTP server reads."""
+
+    name = "gzip"
+    content_encoding = "gzip"
+
+    def compress(self, data: bytes | bytearray) -> bytes:
+        compressor = zlib.compressobj(1, zlib.DEFLATED, 31)
+        return compressor.compress(data) + compressor.flush()
+
+
+class _Lz4:
+    """LZ4 frame format (what ClickHouse's ``Content-Encoding: lz4`` reads)."""
+
+    name = "lz4"
+    content_encoding = "lz4"
+
+    def compress(self, data: bytes | bytearray) -> bytes:
+        return bytes(lz4.frame.compress(data, compression_level=0))
+
+
+class _Zstd:
+    name = "zstd"
+    content_encoding = "zstd"
+
+    def __init__(self) -> None:
+        import zstandard
+
+        self._compressor = zstandard.ZstdCompressor(level=1)
+
+    def compress(self, data: bytes | bytearray) -> bytes:
+        return bytes(self._compressor.compress(bytes(data)))
+
+
+def codec(name: str) -> Codec:
+    if name == "gzip":
+        return _Gzip()
+    if name == "lz4":
+        return _Lz4()
+    if name == "zstd":
+        return _Zstd()
+    if name == "none":
+        return _Identity()
+    raise ValueError(f"unknown codec {name!r}")
+
+
+# --- outcomes -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt to deliver a batch came to."""
+
+    ok: bool
+    retryable: bool = False
+    message: str = ""
+    status: int | None = None
+    retry_after: float | None = None
+    key: str = ""  # identifies the kind of trouble, so it is logged once, not per batch
+    response: urllib3.BaseHTTPResponse | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def delivered(cls, status: int = 200) -> Outcome:
+        return cls(ok=True, status=status)
+
+
+OK: Final = Outcome(ok=True)
+
+
+# --- HTTP -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One batch ready to send: compressed once, sent as often as the retries need."""
+
+    kind: int
+    wire: bytes | bytearray
+    url: str = ""
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class Sink(Protocol):
+    """Where batches go. ``discover`` learns what the destination accepts (again after a
+    failure); ``prepare`` frames and compresses a batch; ``send`` makes one attempt."""
+
+    name: str
+
+    def discover(self) -> Outcome: ...
+
+    def prepare(self, kind: int, body: bytes | bytearray, token: str | None) -> Prepared: ...
+
+    def send(self, prepared: Prepared) -> Outcome: ...
+
+    def close(self) -> None: ...
+
+
+class HttpClient:
+    """A keep-alive connection pool with the configured timeouts; never retries by itself."""
+
+    def __init__(self, timeout: float, *, pool_size: int = 2) -> None:
+        self._pool = urllib3.PoolManager(
+            num_pools=4,
+            maxsize=pool_size,
+            retries=False,
+            timeout=urllib3.Timeout(connect=min(timeout, 10.0), read=timeout),
+            headers={"User-Agent": USER_AGENT},
+        )
+
+    def post(
+        self, url: str, body: bytes | bytearray, headers: Mapping[str, str]
+    ) -> urllib3.BaseHTTPResponse:
+        """Send and read the whole answer. Raises ``urllib3.exceptions.HTTPError`` on connection
+        errors and time-outs."""
+        return self._pool.request(
+            "POST", url, body=body, headers=dict(headers), redirect=False, preload_content=True
+        )
+
+    def close(self) -> None:
+        self._pool.clear()
+
+
+def describe_connection_error(exc: Exception) -> str:
+    """The root cause of a urllib3 error, without the noise of its wrappers."""
+    reason = getattr(exc, "reason", None) or exc
+    text = str(reason)
+    if "Connection refused" in text:
+        return "connection refused"
+    if isinstance(reason, urllib3.exceptions.TimeoutError) or "timed out" in text.lower():
+        return "timed out"
+    return text
+
+
+# --- retry policy ---------------------------------------------------------------------------
+
+
+class RetrySchedule:
+    """Waits between attempts of one batch: exponential back-off with jitter, capped, and
+    ``Retry-After`` honoured when the server sends it. Built on ``urllib3.util.Retry``."""
+
+    def __init__(self, max_retries: int, backoff_base: float, *, backoff_max: float = 30.0) -> None:
+        self._retry = Retry(
+            total=max_retries,
+            connect=None,
+            read=None,
+            status=None,
+            backoff_factor=backoff_base,
+            backoff_max=backoff_max,
+            backoff_jitter=backoff_base / 2,
+            respect_retry_after_header=True,
+            allowed_methods=None,
+            raise_on_status=False,
+        )
+        self.backoff_max = backoff_max
+
+    @property
+    def attempts_left(self) -> int:
+        total = self._retry.total
+        return int(total) if isinstance(total, int) else 0
+
+    def next_wait(self, outcome: Outcome) -> float | None:
+        """Seconds to wait before the next attempt, or None when the retries are spent."""
+        if self.attempts_left <= 0:
+            return None
+        self._retry = self._retry.new(
+            total=self.attempts_left - 1,
+            history=(*self._retry.history, _history_entry(outcome)),
+        )
+        backoff = self._retry.get_backoff_time()
+        if outcome.retry_after is not None:
+            return min(max(outcome.retry_after, backoff), self.backoff_max * 4)
+        # urllib3 waits nothing before the second attempt; we wait the base at least.
+        return max(backoff, self._retry.backoff_factor)
+
+
+def _history_entry(outcome: Outcome) -> urllib3.util.retry.RequestHistory:
+    return urllib3.util.retry.RequestHistory("POST", None, None, outcome.status, None)
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """``Retry-After`` in seconds, from either form (delta-seconds or an HTTP date)."""
+    value = headers.get("Retry-After") or headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, Retry().parse_retry_after(value))
+    except urllib3.exceptions.InvalidHeader:
+        return None
+
+
+def wait(seconds: float, stop: Callable[[], bool], step: float = 0.05) -> bool:
+    """Sleep up to ``seconds``, waking early when ``stop()`` turns true. True if stopped early."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if stop():
+            return True
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(step, left))

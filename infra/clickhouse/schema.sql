@@ -1,0 +1,1 @@
+../../engine/automagik_telemetry/schema/clickhouse.sql
