@@ -117,6 +117,7 @@ class AutomagikTelemetry:
         self.verbose = config.verbose
         self._accepted = 0
         self._dropped: dict[str, int] = {}
+        self._gave_up = False
         self._warned: set[str] = set()
         self._lock = threading.Lock()
         self._ring: RingWriter | None = None
@@ -315,10 +316,18 @@ class AutomagikTelemetry:
         closing = self._closings[kind]
         if ring_writer.put(kind, row, closing):
             self._accepted += 1
+            self._gave_up = False
             return
-        if self.config.on_full == "block" and self._wait_for_room(ring_writer, kind, row, closing):
+        if (
+            self.config.on_full == "block"
+            and not self._gave_up
+            and self._wait_for_room(ring_writer, kind, row, closing)
+        ):
             self._accepted += 1
             return
+        # After one wait that timed out, calls drop at once until the ring has room again:
+        # an outage must not cost every call the whole block_timeout.
+        self._gave_up = True
         self._drop("ring_full", "the ring is full (the writer cannot keep up or the sink is down)")
 
     def _wait_for_room(

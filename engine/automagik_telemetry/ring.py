@@ -430,12 +430,38 @@ class RingCorrupted(RuntimeError):
     """Ring words that cannot have been written by ``RingWriter``."""
 
 
-def split_point(data: bytes, limit: int, delimiter: bytes = b"\n") -> int:
-    """Length of the longest prefix of ``data`` of whole rows no longer than ``limit`` bytes
-    (rows end with ``delimiter``); at least one row, whatever its size."""
-    if len(data) <= limit:
-        return len(data)
-    cut = data.rfind(delimiter, 0, limit)
-    if cut < 0:
-        cut = data.find(delimiter)
-    return cut + len(delimiter)
+def split_lines(data: bytes, limit: int) -> tuple[int, int]:
+    """(length, rows) of the longest prefix of ``data`` made of whole newline-ended rows and no
+    longer than ``limit`` bytes (at least one row, whatever its size)."""
+    if len(data) > limit:
+        cut = data.rfind(b"\n", 0, limit)
+        if cut < 0:
+            cut = data.find(b"\n")
+        length = cut + 1
+        return length, data.count(b"\n", 0, length)
+    return len(data), data.count(b"\n")
+
+
+def split_delimited(data: bytes, limit: int) -> tuple[int, int]:
+    """``split_lines`` for length-delimited protobuf fields (tag byte, varint length, bytes)."""
+    position = rows = 0
+    size = len(data)
+    while position < size:
+        shift = length = 0
+        cursor = position + 1  # one tag byte: field numbers below 16
+        while True:
+            byte = data[cursor]
+            length |= (byte & 0x7F) << shift
+            cursor += 1
+            if byte < 0x80:
+                break
+            shift += 7
+        end = cursor + length
+        if end > limit and rows:
+            break
+        position = end
+        rows += 1
+    return position, rows
+
+
+SPLITTERS: Final = {"lines": split_lines, "protobuf": split_delimited}

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from .ring import KIND_NAMES, KINDS, RingReader, SharedSegment, Slot, split_point
+from .ring import KIND_NAMES, KINDS, SPLITTERS, RingReader, SharedSegment, Slot
 from .transport import HttpClient, Outcome, RetrySchedule, Sink, wait
 
 log = logging.getLogger("automagik_telemetry.writer")
@@ -65,6 +65,7 @@ class WriterSettings(msgspec.Struct, frozen=True):
     compression: str  # auto | lz4 | gzip | zstd | none
     compression_threshold: int
     max_in_flight: int = 2
+    record_format: str = "lines"  # how rows are delimited in the rings: lines | protobuf
     verbose: bool = False
     # ClickHouse and embedded
     clickhouse_endpoint: str = ""
@@ -183,6 +184,10 @@ class Writer:
         self.words = self.reader.words
         self.parked: list[Batch] = []
         self.senders = Senders(self.deliver, settings.max_in_flight)
+        self._split = SPLITTERS[settings.record_format]
+        # A batch holds its rows in the ring until delivered: with a quarter of the ring per
+        # batch, the batches in flight never take the room the application writes into.
+        self.batch_cap = min(settings.max_batch_bytes, self.reader.capacity // 4)
         self._stats_lock = threading.Lock()
         self._discover_lock = threading.Lock()
         self.parent_pid = os.getppid()
@@ -261,19 +266,18 @@ class Writer:
         if since is None:
             since = self._waiting_since[kind] = now
         settings = self.settings
-        cap = settings.max_batch_bytes
+        cap = self.batch_cap
         body = self.reader.copy(kind, start, min(head, start + 2 * cap))
-        if len(body) > cap:
-            body = body[: split_point(body, cap)]
-            due = True
-        else:
-            due = (
-                exiting
-                or now - since >= settings.flush_interval
-                or self.flush_target(kind) > start
-                or len(body) >= cap // 2
-            )
-        rows = body.count(b"\n")
+        length, rows = self._split(body, cap)
+        due = (
+            length < len(body)
+            or exiting
+            or now - since >= settings.flush_interval
+            or self.flush_target(kind) > start
+            or length >= cap // 2
+        )
+        if length < len(body):
+            body = body[:length]
         if not due and rows < settings.batch_size:
             return None
         end = self._end_after(kind, start, head, len(body))

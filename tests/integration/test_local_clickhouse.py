@@ -1,4 +1,4 @@
-"""LocalClickHouse against the real Debian ``clickhouse-server`` binary (skipped when absent)."""
+"""LocalClickHouse against the real Debian ``clickhouse-server`` binary (fails when absent)."""
 
 from __future__ import annotations
 
@@ -24,28 +24,14 @@ LEGACY_SCHEMA = (
 )
 
 
-def _have_server() -> bool:
-    try:
-        find_server_binary()
-    except ClickHouseServerMissing:
-        return False
-    return True
-
-
-needs_server = pytest.mark.skipif(
-    not _have_server(), reason="no clickhouse-server binary (apt-get install clickhouse-server)"
-)
-
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[LocalClickHouse]:
-    if not _have_server():
-        pytest.skip("no clickhouse-server binary (apt-get install clickhouse-server)")
+    find_server_binary()  # raises ClickHouseServerMissing (a failure, not a skip) when absent
     with LocalClickHouse() as ch:
         yield ch
 
 
-@needs_server
 def test_version_is_a_real_server(server: LocalClickHouse) -> None:
     version = server.version()
     match = re.match(r"^(\d+)\.\d+", version)
@@ -54,7 +40,6 @@ def test_version_is_a_real_server(server: LocalClickHouse) -> None:
     assert server.query("SELECT 1 + 1").strip() == "2"
 
 
-@needs_server
 def test_listens_on_loopback_with_free_ports(server: LocalClickHouse) -> None:
     assert server.url == f"http://127.0.0.1:{server.port}"
     assert server.port != server.tcp_port
@@ -66,20 +51,17 @@ def test_listens_on_loopback_with_free_ports(server: LocalClickHouse) -> None:
     assert "interserver" not in config
 
 
-@needs_server
 def test_wrong_password_is_rejected(server: LocalClickHouse) -> None:
     with pytest.raises(ClickHouseQueryError, match=r"(?i)password|authenticat") as info:
         server.query("SELECT 1", password=server.password + "-wrong")
     assert info.value.status in (401, 403, 500, 516)
 
 
-@needs_server
 def test_default_user_cannot_connect(server: LocalClickHouse) -> None:
     with pytest.raises(ClickHouseQueryError):
         server.query("SELECT 1", user="default", password="")
 
 
-@needs_server
 def test_legacy_schema_applies(server: LocalClickHouse) -> None:
     assert LEGACY_SCHEMA.is_file()
     server.apply_sql_file(LEGACY_SCHEMA)
@@ -99,13 +81,11 @@ def test_legacy_schema_applies(server: LocalClickHouse) -> None:
     assert row.strip().split("\t") == ["l1", "2023-11-14 22:13:20", "hello"]
 
 
-@needs_server
 def test_bad_sql_raises_with_server_message(server: LocalClickHouse) -> None:
     with pytest.raises(ClickHouseQueryError, match="nonexistent_table_xyz"):
         server.query("SELECT * FROM default.nonexistent_table_xyz")
 
 
-@needs_server
 def test_stop_kills_the_process_and_removes_the_directory() -> None:
     ch = LocalClickHouse(username="bench", password="s3cret")
     with ch:
