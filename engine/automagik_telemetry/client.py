@@ -164,7 +164,8 @@ class AutomagikTelemetry:
             retry_backoff_base=c.retry_backoff_base,
             compression=c.compression if c.compression_enabled else "none",
             compression_threshold=c.compression_threshold,
-            max_in_flight=c.max_in_flight,
+            # one chdb session serves one query at a time
+            max_in_flight=1 if c.backend == "embedded" else c.max_in_flight,
             verbose=c.verbose,
             clickhouse_endpoint=c.clickhouse_endpoint,
             clickhouse_database=c.clickhouse_database,

@@ -1,0 +1,143 @@
+"""The ``automagik-telemetry`` command: demo, schema, config."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+
+from . import __version__
+from .config import options_markdown
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """Ship events, metrics and logs into the embedded engine, then show what landed."""
+    from chdb import session as chdb_session
+
+    from .client import AutomagikTelemetry
+    from .schema import LogSeverity, MetricType
+
+    path = args.path or tempfile.mkdtemp(prefix="automagik-telemetry-demo-")
+    events, metrics, logs = args.events, args.events // 10, args.events // 10
+    print(f"automagik-telemetry {__version__} demo: {events:,} events, {metrics:,} metrics and "
+          f"{logs:,} logs into the embedded ClickHouse at {path}")  # fmt: skip
+    client = AutomagikTelemetry(
+        project_name="demo-batch-job", version=__version__, backend="embedded", embedded_path=path
+    )
+    track_event, track_metric, track_log = client.track_event, client.track_metric, client.track_log
+    kinds = (MetricType.GAUGE, MetricType.COUNTER, MetricType.HISTOGRAM)
+    severities = (LogSeverity.DEBUG, LogSeverity.INFO, LogSeverity.WARN, LogSeverity.ERROR)
+    started = time.perf_counter()
+    for i in range(events):
+        track_event("record.processed", {"record": i, "stage": "transform", "ok": i % 97 != 0})
+        if i % 10 == 0:
+            j = i // 10
+            track_metric("batch.latency_ms", (i % 1000) / 10, kinds[j % 3], {"worker": j % 4})
+            track_log(f"processed record {i}", severities[j % 4], {"record": i})
+    produced = time.perf_counter() - started
+    delivered = client.flush(timeout=600)
+    landed = time.perf_counter() - started
+    status = client.get_status()
+    client.shutdown()
+    total = events + metrics + logs
+    print(f"tracked {total:,} rows in {produced:.2f} s on the calling thread "
+          f"({produced / total * 1e9:.0f} ns per call)")  # fmt: skip
+    print(f"all delivered: {delivered}; landed in {landed:.2f} s ({total / landed:,.0f} rows/s); "
+          f"dropped: {status['dropped_total']}")  # fmt: skip
+
+    session = chdb_session.Session(path)
+    try:
+        for table in ("traces", "metrics", "logs"):
+            count = session.query(f"SELECT count() FROM telemetry.{table}", "CSV")
+            print(f"  telemetry.{table:<8} {int(count.bytes().decode()):>10,} rows")
+        print("\nfailed records per stage, and log severities (a query on what landed):")
+        result = session.query(
+            "SELECT attributes['stage'] AS stage, countIf(attributes['ok'] = 'false') AS failed, "
+            "count() AS records FROM telemetry.traces GROUP BY stage",
+            "PrettyCompactNoEscapes",
+        )
+        print(result.bytes().decode())
+        result = session.query(
+            "SELECT severity_text, count() AS logs FROM telemetry.logs "
+            "GROUP BY severity_text ORDER BY severity_text",
+            "PrettyCompactNoEscapes",
+        )
+        print(result.bytes().decode())
+    finally:
+        session.close()
+    return 0 if delivered and status["dropped_total"] == 0 else 1
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from .config import TelemetryConfig
+    from .sinks.clickhouse import schema_statements
+
+    config = TelemetryConfig(project_name="schema", version=__version__, backend="clickhouse")
+    statements = schema_statements(
+        config.clickhouse_database,
+        config.clickhouse_table,
+        config.clickhouse_metrics_table,
+        config.clickhouse_logs_table,
+        legacy=args.legacy,
+    )
+    if not args.apply:
+        print(";\n\n".join(statements) + ";")
+        return 0
+    import urllib3
+
+    from .sinks.clickhouse import MIN_SCHEMA_VERSION, auth_headers, server_message
+
+    http = urllib3.PoolManager()
+    headers = auth_headers(config.clickhouse_username, config.clickhouse_password)
+    endpoint = config.clickhouse_endpoint
+    version = http.request("POST", f"{endpoint}/", body=b"SELECT version()", headers=headers)
+    if version.status != 200:
+        print(f"{endpoint}: {server_message(version.data)}", file=sys.stderr)
+        return 1
+    text = version.data.decode().strip()
+    major = tuple(int(p) for p in text.split(".")[:2])
+    if not args.legacy and major < MIN_SCHEMA_VERSION:
+        need = ".".join(map(str, MIN_SCHEMA_VERSION))
+        print(f"ClickHouse {text} at {endpoint} is too old for the schema (Map, DateTime64): it "
+              f"needs {need} or newer; for this server use --legacy", file=sys.stderr)  # fmt: skip
+        return 1
+    for statement in statements:
+        answer = http.request("POST", f"{endpoint}/", body=statement.encode(), headers=headers)
+        if answer.status != 200:
+            print(f"{endpoint}: {server_message(answer.data)}", file=sys.stderr)
+            return 1
+    print(f"applied {len(statements)} statements to ClickHouse {text} at {endpoint}")
+    return 0
+
+
+def _config(args: argparse.Namespace) -> int:
+    print(options_markdown())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="automagik-telemetry")
+    parser.add_argument("--version", action="version", version=__version__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser("demo", help="ship a batch job's telemetry into the embedded engine")
+    demo.add_argument("--events", type=int, default=1_000_000)
+    demo.add_argument("--path", default=os.environ.get("AUTOMAGIK_TELEMETRY_EMBEDDED_PATH"))
+    demo.set_defaults(run=_demo)
+    schema = commands.add_parser(
+        "schema", help="print the ClickHouse schema, or --apply it to the configured server"
+    )
+    schema.add_argument("--apply", action="store_true")
+    schema.add_argument("--legacy", action="store_true", help="tables for ClickHouse < 22.8")
+    schema.set_defaults(run=_schema)
+    config = commands.add_parser("config", help="print the table of options (Markdown)")
+    config.set_defaults(run=_config)
+    args = parser.parse_args(argv)
+    code: int = args.run(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
