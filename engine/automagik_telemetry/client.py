@@ -186,6 +186,7 @@ class AutomagikTelemetry:
         self._closings = self._rows.closings
         segment = ring.create_segment(self.config.ring_size)
         self._ring = RingWriter(segment)
+        self._ring_put = self._ring.put
         self._lock = self._ring.lock
         self._settings = self._writer_settings(segment.name)
         self._writer = _spawn_writer(self._settings)
@@ -310,15 +311,11 @@ class AutomagikTelemetry:
 
     # --- tracking ---------------------------------------------------------------------------
 
-    def _put(self, kind: int, row: bytes | bytearray) -> None:
-        """Copy a row into the ring (lock held by the caller)."""
+    def _full(self, kind: int, row: bytes | bytearray) -> None:
+        """Slow path of a track call (lock held): the ring had no room for ``row``."""
         ring_writer = self._ring
         assert ring_writer is not None
         closing = self._closings[kind]
-        if ring_writer.put(kind, row, closing):
-            self._accepted += 1
-            self._gave_up = False
-            return
         if (
             self.config.on_full == "block"
             and not self._gave_up
@@ -340,6 +337,7 @@ class AutomagikTelemetry:
             time.sleep(pause)
             pause = min(pause * 2, 0.005)
             if ring_writer.put(kind, row, closing):
+                self._gave_up = False
                 return True
         return False
 
@@ -372,7 +370,11 @@ class AutomagikTelemetry:
                 event_name = str(event_name)
             if attributes is not None and type(attributes) is not dict:
                 attributes = dict(attributes)
-            self._put(KIND_TRACE, self._rows.span(_time_ns(), event_name, attributes, None))  # type: ignore[union-attr]
+            row = self._rows.span(_time_ns(), event_name, attributes, None)  # type: ignore[union-attr]
+            if self._ring_put(KIND_TRACE, row, self._closings[KIND_TRACE]):
+                self._accepted += 1
+            else:
+                self._full(KIND_TRACE, row)
         except Exception as exc:
             self._reject(exc)
         finally:
@@ -400,7 +402,11 @@ class AutomagikTelemetry:
         lock = self._lock
         lock.acquire()
         try:
-            self._put(KIND_TRACE, self._rows.span(_time_ns(), ERROR_EVENT, attributes, message))  # type: ignore[union-attr]
+            row = self._rows.span(_time_ns(), ERROR_EVENT, attributes, message)  # type: ignore[union-attr]
+            if self._ring_put(KIND_TRACE, row, self._closings[KIND_TRACE]):
+                self._accepted += 1
+            else:
+                self._full(KIND_TRACE, row)
         except Exception as exc:
             self._reject(exc)
         finally:
@@ -427,7 +433,10 @@ class AutomagikTelemetry:
             if attributes is not None and type(attributes) is not dict:
                 attributes = dict(attributes)
             row = self._rows.metric(_time_ns(), metric_name, value, kind, attributes)  # type: ignore[union-attr]
-            self._put(KIND_METRIC, row)
+            if self._ring_put(KIND_METRIC, row, self._closings[KIND_METRIC]):
+                self._accepted += 1
+            else:
+                self._full(KIND_METRIC, row)
         except Exception as exc:
             self._reject(exc)
         finally:
@@ -450,7 +459,11 @@ class AutomagikTelemetry:
                 message = str(message)
             if attributes is not None and type(attributes) is not dict:
                 attributes = dict(attributes)
-            self._put(KIND_LOG, self._rows.log(_time_ns(), message, level, attributes))  # type: ignore[union-attr]
+            row = self._rows.log(_time_ns(), message, level, attributes)  # type: ignore[union-attr]
+            if self._ring_put(KIND_LOG, row, self._closings[KIND_LOG]):
+                self._accepted += 1
+            else:
+                self._full(KIND_LOG, row)
         except Exception as exc:
             self._reject(exc)
         finally:
@@ -560,7 +573,6 @@ class AutomagikTelemetry:
             return None
         targets = []
         with self._lock:
-            ring_writer.publish_counts()
             for kind in ring.KINDS:
                 target = ring_writer.written_head(kind)
                 slot = Slot.ring(kind, Slot.FLUSH_REQUEST)

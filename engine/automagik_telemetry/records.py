@@ -191,7 +191,7 @@ class ClickHouseRows:
     """JSONEachRow rows for the traces, metrics and logs tables, without the shared columns
     (``clickhouse_row_suffixes``); each is written into the ring with ``}\n`` as its end."""
 
-    closings: tuple[bytes, bytes, bytes] = (ROW_END, ROW_END, ROW_END)
+    closings: tuple[None, None, None] = (None, None, None)  # rows end with "}\n" already
 
     def __init__(self) -> None:
         self._encode_into = make_encoder().encode_into
@@ -209,6 +209,7 @@ class ClickHouseRows:
         )
         buf = self._buf
         self._encode_into(row, buf)
+        buf.append(10)  # "\n": the row's end
         return buf
 
     def metric(
@@ -234,6 +235,7 @@ class ClickHouseRows:
             )  # fmt: skip
         buf = self._buf
         self._encode_into(row, buf)
+        buf.append(10)  # "\n": the row's end
         return buf
 
     def log(
@@ -257,6 +259,7 @@ class ClickHouseRows:
             row = _LogRow(time_ns, time_ns, severity.name, severity.value, message)
         buf = self._buf
         self._encode_into(row, buf)
+        buf.append(10)  # "\n": the row's end
         return buf
 
 

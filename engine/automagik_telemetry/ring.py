@@ -115,7 +115,6 @@ class Slot:
     RING_STRIDE: Final = 64
     HEAD: Final = 0  # producer line
     WRAP_AT: Final = 1
-    ROWS_WRITTEN: Final = 2
     FLUSH_REQUEST: Final = 3  # a head position the writer must deliver up to, now
     TAIL: Final = 16  # writer line
     DELIVERED: Final = 17  # position below which everything reached the sink itself
@@ -295,44 +294,40 @@ class RingWriter(_RingView):
         self._fence_needed = not _STRONGLY_ORDERED
         self._heads = [self.head(k) for k in KINDS]
         self._tails = [self.tail(k) for k in KINDS]
-        self._rows = [int(self.words[Slot.ring(k, Slot.ROWS_WRITTEN)]) for k in KINDS]
         self._head_slots = [Slot.ring(k, Slot.HEAD) for k in KINDS]
         self._bases = [self.base(k) for k in KINDS]
 
     def put(self, kind: int, row: bytes | bytearray, closing: bytes | None = None) -> bool:
-        """Append one row (lock held). With ``closing``, the row's last byte is replaced by it
-        (how a row encoded alone gets the fields every row shares). False when the ring has no
-        room now (the caller applies the full-ring policy); ``ValueError`` when it never will."""
+        """Append one row (lock held). With ``closing``, the row's last byte is replaced by it.
+        False when the ring has no room now (the caller applies the full-ring policy);
+        ``ValueError`` when it never will."""
         n = len(row)
         size = n if closing is None else n - 1 + len(closing)
         if size > self.max_row:
             raise ValueError(f"a row of {size} bytes exceeds the ring's limit of {self.max_row}")
-        head = self._heads[kind]
+        heads = self._heads
+        head = heads[kind]
+        capacity = self.capacity
         offset = head & self.mask
-        if offset + size > self.capacity or head + size - self._tails[kind] > self.capacity:
+        if offset + size > capacity or head + size - self._tails[kind] > capacity:
             offset = self._make_room(kind, head, offset, size)
             if offset < 0:
                 return False
-            head = self._heads[kind]
+            head = heads[kind]
         start = self._bases[kind] + offset
-        mm = self.mm
-        mm[start : start + n] = row
+        self.mm[start : start + n] = row
         if closing is not None:
-            mm[start + n - 1 : start + size] = closing
+            self.mm[start + n - 1 : start + size] = closing
         if self._fence_needed:
             _fence()
         head += size
-        self._heads[kind] = head
-        self._rows[kind] += 1
+        heads[kind] = head
         self.words[self._head_slots[kind]] = head
         return True
 
     def try_put(self, kind: int, row: bytes | bytearray, closing: bytes | None = None) -> bool:
         with self.lock:
-            ok = self.put(kind, row, closing)
-            if ok:
-                self.words[Slot.ring(kind, Slot.ROWS_WRITTEN)] = self._rows[kind]
-            return ok
+            return self.put(kind, row, closing)
 
     def _make_room(self, kind: int, head: int, offset: int, size: int) -> int:
         """Slow path of ``put``: refresh the cached tail, skip the end of the lap. Returns the
@@ -348,11 +343,6 @@ class RingWriter(_RingView):
             self._heads[kind] = head + to_end
             return 0
         return offset
-
-    def publish_counts(self) -> None:
-        """Store the row counters (lock held); cheap enough for every flush and status."""
-        for kind in KINDS:
-            self.words[Slot.ring(kind, Slot.ROWS_WRITTEN)] = self._rows[kind]
 
     def written_head(self, kind: int) -> int:
         return self._heads[kind]

@@ -93,7 +93,7 @@ def build_sink(settings: WriterSettings) -> Sink:
             tables=tables,
             username=settings.clickhouse_username,
             password=settings.clickhouse_password,
-            http=HttpClient(settings.timeout),
+            http=HttpClient(settings.timeout, pool_size=settings.max_in_flight + 1),
             compression=settings.compression,
             compression_threshold=settings.compression_threshold,
             row_suffixes=settings.row_suffixes,

@@ -1,0 +1,89 @@
+"""Cost on the calling thread, side by side with the floor of any in-process hand-off.
+
+    pytest bench/test_producer_cost.py --benchmark-only --benchmark-json=bench/results/producer.json
+
+Each round makes ``CALLS`` calls; pytest-benchmark reports time per round, so divide by CALLS
+(the harness prints ns per call in ``extra_info``)."""
+
+from __future__ import annotations
+
+import queue
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from automagik_telemetry import AutomagikTelemetry, MetricType
+from automagik_telemetry.localservers.clickhouse import LocalClickHouse
+from automagik_telemetry.records import ClickHouseRows
+from automagik_telemetry.ring import KIND_TRACE, RingReader, RingWriter, create_segment
+
+CALLS = 1000
+ROUNDS = 300
+ATTRS = {"user": "alice", "count": 3, "ok": True}
+
+
+@pytest.fixture(scope="module")
+def client(clickhouse_db: tuple[LocalClickHouse, str]) -> Iterator[AutomagikTelemetry]:
+    server, database = clickhouse_db
+    telemetry = AutomagikTelemetry(
+        project_name="bench", version="1", backend="clickhouse", clickhouse_endpoint=server.url,
+        clickhouse_database=database, clickhouse_username=server.username,
+        clickhouse_password=server.password, ring_size=64 * 1024 * 1024,
+    )  # fmt: skip
+    yield telemetry
+    telemetry.shutdown(timeout=60)
+
+
+def per_call(benchmark: pytest.FixtureRequest, fn, *args) -> None:  # type: ignore[no-untyped-def]
+    def round_() -> None:
+        for _ in range(CALLS):
+            fn(*args)
+
+    benchmark.pedantic(round_, rounds=ROUNDS, warmup_rounds=10, iterations=1)
+    benchmark.extra_info["calls_per_round"] = CALLS
+    benchmark.extra_info["median_ns_per_call"] = benchmark.stats.stats.median / CALLS * 1e9
+
+
+@pytest.mark.benchmark(group="producer: per call on the calling thread")
+def test_simple_queue_put_floor(benchmark) -> None:  # type: ignore[no-untyped-def]
+    q: queue.SimpleQueue[tuple[str, dict[str, object]]] = queue.SimpleQueue()
+    per_call(benchmark, q.put, ("user.signup", ATTRS))
+
+
+@pytest.mark.benchmark(group="producer: per call on the calling thread")
+def test_track_event_clickhouse(benchmark, client: AutomagikTelemetry) -> None:  # type: ignore[no-untyped-def]
+    per_call(benchmark, client.track_event, "user.signup", ATTRS)
+    client.flush(timeout=120)
+    assert client.get_status()["dropped_total"] == 0
+
+
+@pytest.mark.benchmark(group="producer: per call on the calling thread")
+def test_track_metric_clickhouse(benchmark, client: AutomagikTelemetry) -> None:  # type: ignore[no-untyped-def]
+    per_call(benchmark, client.track_metric, "latency_ms", 12.5, MetricType.HISTOGRAM, ATTRS)
+    client.flush(timeout=120)
+
+
+@pytest.mark.benchmark(group="pieces")
+def test_row_encoding(benchmark) -> None:  # type: ignore[no-untyped-def]
+    rows = ClickHouseRows()
+    per_call(benchmark, rows.span, time.time_ns(), "user.signup", ATTRS, None)
+
+
+@pytest.mark.benchmark(group="pieces")
+def test_ring_put(benchmark) -> None:  # type: ignore[no-untyped-def]
+    segment = create_segment(64 * 1024 * 1024)
+    writer, reader = RingWriter(segment), RingReader(segment)
+    row = bytes(ClickHouseRows().span(time.time_ns(), "user.signup", ATTRS, None))
+
+    def put() -> None:
+        if not writer.put(KIND_TRACE, row, b"}\n"):
+            start, head = reader.available(KIND_TRACE)
+            reader.advance(KIND_TRACE, head)
+            reader.commit(KIND_TRACE, head)
+
+    per_call(benchmark, put)
+    writer.release()
+    reader.release()
+    segment.close()
+    segment.unlink()
