@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import functools
 import logging
 import os
 import subprocess
@@ -186,7 +187,13 @@ class AutomagikTelemetry:
         self._closings = self._rows.closings
         segment = ring.create_segment(self.config.ring_size)
         self._ring = RingWriter(segment)
-        self._ring_put = self._ring.put
+        ring_writer = self._ring
+        self._appenders = tuple(
+            ring_writer.appenders[k]
+            if self._closings[k] is None
+            else functools.partial(ring_writer.put, k, closing=self._closings[k])
+            for k in ring.KINDS
+        )
         self._lock = self._ring.lock
         self._settings = self._writer_settings(segment.name)
         self._writer = _spawn_writer(self._settings)
@@ -371,7 +378,7 @@ class AutomagikTelemetry:
             if attributes is not None and type(attributes) is not dict:
                 attributes = dict(attributes)
             row = self._rows.span(_time_ns(), event_name, attributes, None)  # type: ignore[union-attr]
-            if self._ring_put(KIND_TRACE, row, self._closings[KIND_TRACE]):
+            if self._appenders[KIND_TRACE](row):
                 self._accepted += 1
             else:
                 self._full(KIND_TRACE, row)
@@ -403,7 +410,7 @@ class AutomagikTelemetry:
         lock.acquire()
         try:
             row = self._rows.span(_time_ns(), ERROR_EVENT, attributes, message)  # type: ignore[union-attr]
-            if self._ring_put(KIND_TRACE, row, self._closings[KIND_TRACE]):
+            if self._appenders[KIND_TRACE](row):
                 self._accepted += 1
             else:
                 self._full(KIND_TRACE, row)
@@ -433,7 +440,7 @@ class AutomagikTelemetry:
             if attributes is not None and type(attributes) is not dict:
                 attributes = dict(attributes)
             row = self._rows.metric(_time_ns(), metric_name, value, kind, attributes)  # type: ignore[union-attr]
-            if self._ring_put(KIND_METRIC, row, self._closings[KIND_METRIC]):
+            if self._appenders[KIND_METRIC](row):
                 self._accepted += 1
             else:
                 self._full(KIND_METRIC, row)
@@ -460,7 +467,7 @@ class AutomagikTelemetry:
             if attributes is not None and type(attributes) is not dict:
                 attributes = dict(attributes)
             row = self._rows.log(_time_ns(), message, level, attributes)  # type: ignore[union-attr]
-            if self._ring_put(KIND_LOG, row, self._closings[KIND_LOG]):
+            if self._appenders[KIND_LOG](row):
                 self._accepted += 1
             else:
                 self._full(KIND_LOG, row)

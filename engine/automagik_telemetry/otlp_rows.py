@@ -1,0 +1,687 @@
+"""OTLP rows: one span, metric or log record per track call, encoded once in the application thread.
+
+Two encodings, one per ``otlp_protocol``; each row is exactly what goes inside the request's
+``spans`` / ``metrics`` / ``logRecords`` list, so the writer frames a batch with one envelope
+around the ring's bytes and never touches rows one by one (``sinks/otlp.py``).
+
+* ``OtlpJsonRows`` (``http/json``): a JSON object per row, encoded with msgspec into one reused
+  buffer, OTLP/JSON as the specification wants it: lowerCamelCase keys, trace ids as 32 and span
+  ids as 16 hex characters, enums as integers, 64-bit integers (times, ``intValue``, counts) as
+  strings, non-finite doubles as ``"NaN"`` / ``"Infinity"`` / ``"-Infinity"``. The ring record
+  ends with ``}\\n`` (closing): JSON escapes newlines inside strings, so ``}\\n`` ends records only.
+* ``OtlpProtobufRows`` (``http/protobuf``): the ``Span`` / ``Metric`` / ``LogRecord`` message,
+  hand-encoded (tag bytes, varints, fixed64), as one length-delimited field 2 of its
+  ``ScopeSpans`` / ``ScopeMetrics`` / ``ScopeLogs``: tag ``0x12``, varint length, message. No
+  protobuf message object is built per call; the tests parse these bytes with the official
+  ``opentelemetry-proto`` messages.
+
+Attribute values keep their type: ``str`` -> ``stringValue``, ``bool`` -> ``boolValue``, ``int``
+-> ``intValue`` (an int outside int64 travels as its decimal text), ``float`` -> ``doubleValue``,
+lists, tuples and sets -> ``arrayValue``, mappings -> ``kvlistValue``, ``bytes`` ->
+``bytesValue``, ``None`` -> an empty value; anything else travels as its ``str()``.
+
+What each call becomes:
+
+* ``track_event``: a span of kind INTERNAL (1), start = end = the call's time, status UNSET.
+* ``track_error``: the same with status ERROR (2) and the message, and the semantic conventions'
+  ``exception`` event holding ``exception.type`` / ``exception.message`` /
+  ``exception.stacktrace`` (taken out of the span's attributes; the others stay).
+* ``track_metric``: a ``gauge`` point; a ``sum`` point (monotonic, temporality DELTA (1), start
+  time = time); or a ``histogram`` point (count 1, sum = min = max = value, the bounds of
+  ``records.HISTOGRAM_BOUNDS``, one-hot bucket counts, DELTA). Integers travel as ``asInt``.
+* ``track_log``: a log record with ``severityNumber`` / ``severityText``, the message as a string
+  ``body``, time = observed time; ``trace_id`` / ``span_id`` attributes that are valid hex ids are
+  also set as the record's ids, so logs correlate with traces.
+
+Ids: every span is the root of its own trace: a random 16-byte trace id and 8-byte span id,
+sliced from a pool refilled from ``os.urandom`` every 4096 spans (a fresh pool per encoder, so a
+forked child, which builds its own encoder, never repeats its parent's ids).
+
+Encoders are not thread-safe: the client calls them under its ring lock.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Final
+
+import msgspec
+
+from .__about__ import __version__
+from .records import HISTOGRAM_BOUNDS, histogram_bucket
+from .resource import Resource
+from .schema import LogSeverity, MetricType
+
+SCOPE_NAME: Final = "automagik-telemetry"
+SCOPE_VERSION: Final = __version__
+SPAN_KIND_INTERNAL: Final = 1
+STATUS_CODE_ERROR: Final = 2
+TEMPORALITY_DELTA: Final = 1
+EXCEPTION_EVENT: Final = "exception"
+EXCEPTION_KEYS: Final = frozenset({"exception.type", "exception.message", "exception.stacktrace"})
+IDS_PER_REFILL: Final = 4096
+JSON_CLOSING: Final = b"}\n"
+
+_INT64_LOW: Final = -(1 << 63)
+_INT64_END: Final = 1 << 63
+_UINT64_MASK: Final = (1 << 64) - 1
+_NAME_CACHE_LIMIT: Final = 4096
+
+_pack_u64 = struct.Struct("<Q").pack
+_pack_i64 = struct.Struct("<q").pack
+_pack_f64 = struct.Struct("<d").pack
+
+# OpenTelemetry's host.arch values, from platform.machine().
+_ARCH: Final = {
+    "x86_64": "amd64",
+    "amd64": "amd64",
+    "aarch64": "arm64",
+    "arm64": "arm64",
+    "i386": "x86",
+    "i686": "x86",
+    "x86": "x86",
+    "armv7l": "arm32",
+    "ppc64le": "ppc64",
+    "ppc64": "ppc64",
+    "s390x": "s390x",
+}
+
+
+def resource_attributes(resource: Resource) -> dict[str, Any]:
+    """The attributes of the OTLP ``Resource``, sent once per request."""
+    attributes: dict[str, Any] = {
+        "service.name": resource.service_name,
+        "service.version": resource.service_version,
+    }
+    if resource.organization:
+        attributes["service.organization"] = resource.organization
+    arch = resource.architecture.lower()
+    attributes.update(
+        {
+            "deployment.environment": resource.environment,
+            "telemetry.sdk.name": resource.sdk_name,
+            "telemetry.sdk.version": resource.sdk_version,
+            "telemetry.sdk.language": "python",
+            "host.name": resource.hostname,
+            "host.arch": _ARCH.get(arch, arch),
+            "os.type": resource.os_type,
+            "os.version": resource.os_version,
+            "process.pid": resource.process_pid,
+            "process.runtime.name": resource.runtime_name,
+            "process.runtime.version": resource.runtime_version,
+            "user.id": resource.user_id,
+            "session.id": resource.session_id,
+        }
+    )
+    return attributes
+
+
+# --- protobuf primitives --------------------------------------------------------------------
+
+
+def _varint_slow(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+_SMALL_VARINTS: Final = tuple(_varint_slow(n) for n in range(2048))
+
+
+def varint(value: int) -> bytes:
+    """An unsigned varint (negative int64 values as their 64-bit two's complement)."""
+    if 0 <= value < 2048:
+        return _SMALL_VARINTS[value]
+    return _varint_slow(value & _UINT64_MASK)
+
+
+def delimited(tag: bytes, payload: bytes | bytearray) -> bytes:
+    """A length-delimited field: tag, varint length, payload."""
+    n = len(payload)
+    return tag + (_SMALL_VARINTS[n] if n < 2048 else _varint_slow(n)) + payload
+
+
+def _pb_text(tag: bytes, text: str) -> bytes:
+    data = text.encode("utf-8", "replace")
+    return delimited(tag, data)
+
+
+def pb_any(value: Any) -> bytes:
+    """An ``AnyValue`` message."""
+    t = type(value)
+    if t is str:
+        data = value.encode("utf-8", "replace")
+        n = len(data)
+        return b"\x0a" + (_SMALL_VARINTS[n] if n < 2048 else _varint_slow(n)) + data
+    if t is int:
+        if _INT64_LOW <= value < _INT64_END:
+            return b"\x18" + varint(value)
+        return _pb_text(b"\x0a", str(value))
+    if t is float:
+        return b"\x21" + _pack_f64(value)
+    if t is bool:
+        return b"\x10\x01" if value else b"\x10\x00"
+    return _pb_any_other(value)
+
+
+def _pb_any_other(value: Any) -> bytes:
+    if value is None:
+        return b""
+    if isinstance(value, bool):
+        return b"\x10\x01" if value else b"\x10\x00"
+    if isinstance(value, int):
+        return pb_any(int(value))
+    if isinstance(value, float):
+        return pb_any(float(value))
+    if isinstance(value, str):
+        return pb_any(str(value))
+    if isinstance(value, bytes | bytearray | memoryview):
+        return delimited(b"\x3a", bytes(value))
+    if isinstance(value, Mapping):
+        return delimited(b"\x32", pb_attributes(value, b"\x0a"))
+    if isinstance(value, list | tuple | set | frozenset):
+        values = bytearray()
+        for item in value:
+            values += delimited(b"\x0a", pb_any(item))
+        return delimited(b"\x2a", values)
+    return pb_any(str(value))
+
+
+def pb_attributes(attributes: Mapping[Any, Any], tag: bytes) -> bytearray:
+    """Repeated ``KeyValue`` fields (field ``tag``) for every item of ``attributes``."""
+    out = bytearray()
+    for key, value in attributes.items():
+        kv = _pb_text(b"\x0a", key if type(key) is str else str(key))
+        av = pb_any(value)
+        n = len(av)
+        kv += b"\x12" + (_SMALL_VARINTS[n] if n < 2048 else _varint_slow(n)) + av
+        n = len(kv)
+        out += tag
+        out += _SMALL_VARINTS[n] if n < 2048 else _varint_slow(n)
+        out += kv
+    return out
+
+
+def protobuf_resource(resource: Resource) -> bytes:
+    """The ``Resource`` message."""
+    return bytes(pb_attributes(resource_attributes(resource), b"\x0a"))
+
+
+def protobuf_scope() -> bytes:
+    """The ``InstrumentationScope`` message."""
+    return _pb_text(b"\x0a", SCOPE_NAME) + _pb_text(b"\x12", SCOPE_VERSION)
+
+
+def _protobuf_ids() -> Iterator[bytes]:
+    """Span id fields, ready to copy: ``trace_id`` (field 1, 16 bytes) then ``span_id``
+    (field 2, 8 bytes), 28 bytes per span, laid out in C by strided slice assignment."""
+    n = IDS_PER_REFILL
+    while True:
+        random = os.urandom(24 * n)
+        pool = bytearray(28 * n)
+        pool[0::28] = b"\x0a" * n
+        pool[1::28] = b"\x10" * n
+        pool[18::28] = b"\x12" * n
+        pool[19::28] = b"\x08" * n
+        for j in range(16):
+            pool[2 + j :: 28] = random[j::24]
+        for j in range(8):
+            pool[20 + j :: 28] = random[16 + j :: 24]
+        data = bytes(pool)
+        for i in range(0, 28 * n, 28):
+            yield data[i : i + 28]
+
+
+class OtlpProtobufRows:
+    """Rows for ``otlp_protocol="http/protobuf"``: one length-delimited protobuf field each."""
+
+    closings: tuple[bytes | None, bytes | None, bytes | None] = (None, None, None)
+
+    def __init__(self) -> None:
+        self._ids = _protobuf_ids()
+        self._span_names: dict[str, bytes] = {}
+        self._metric_names: dict[str, bytes] = {}
+
+    @staticmethod
+    def _name(cache: dict[str, bytes], tag: bytes, name: str) -> bytes:
+        """A name field, cached (event and metric names repeat)."""
+        cached = cache.get(name)
+        if cached is None:
+            if len(cache) >= _NAME_CACHE_LIMIT:
+                cache.clear()
+            cached = cache[name] = _pb_text(tag, name)
+        return cached
+
+    def span(
+        self, time_ns: int, name: str, attributes: Mapping[str, Any] | None, error: str | None
+    ) -> bytes:
+        ts = _pack_u64(time_ns)
+        out = bytearray(next(self._ids))
+        out += self._name(self._span_names, b"\x2a", name)
+        out += b"\x30\x01\x39"  # kind INTERNAL; start_time_unix_nano
+        out += ts
+        out += b"\x41"  # end_time_unix_nano
+        out += ts
+        if error is None:
+            if attributes:
+                out += pb_attributes(attributes, b"\x4a")
+        else:
+            self._error(out, ts, error, attributes)
+        n = len(out)
+        return b"\x12" + (_SMALL_VARINTS[n] if n < 2048 else _varint_slow(n)) + out
+
+    @staticmethod
+    def _error(
+        out: bytearray, ts: bytes, error: str, attributes: Mapping[str, Any] | None
+    ) -> None:
+        span_attributes: dict[Any, Any] = {}
+        exception: dict[str, Any] = {}
+        for key, value in (attributes or {}).items():
+            (exception if key in EXCEPTION_KEYS else span_attributes)[key] = value
+        if span_attributes:
+            out += pb_attributes(span_attributes, b"\x4a")
+        event = bytearray(b"\x09" + ts + b"\x12\x09exception")
+        event += pb_attributes(exception, b"\x1a")
+        out += delimited(b"\x5a", event)  # events
+        out += delimited(b"\x7a", _pb_text(b"\x12", error) + b"\x18\x02")  # status ERROR
+
+    def metric(
+        self,
+        time_ns: int,
+        name: str,
+        value: float,
+        kind: MetricType,
+        attributes: Mapping[str, Any] | None,
+    ) -> bytes:
+        ts = _pack_u64(time_ns)
+        if kind is MetricType.HISTOGRAM:
+            number = float(value)
+            point = bytearray(pb_attributes(attributes, b"\x4a") if attributes else b"")
+            point += b"\x11" + ts + b"\x19" + ts + b"\x21" + _PB_ONE
+            packed = _pack_f64(number)
+            point += b"\x29" + packed
+            point += _PB_BUCKETS[histogram_bucket(number)]
+            point += _PB_BOUNDS
+            point += b"\x59" + packed + b"\x61" + packed
+            data = delimited(b"\x0a", point) + b"\x10\x01"
+            body = delimited(b"\x4a", data)
+        else:
+            point = bytearray()
+            if kind is MetricType.COUNTER:
+                point += b"\x11" + ts
+            point += b"\x19" + ts
+            if type(value) is int and _INT64_LOW <= value < _INT64_END:
+                point += b"\x31" + _pack_i64(value)
+            else:
+                point += b"\x21" + _pack_f64(float(value))
+            if attributes:
+                point += pb_attributes(attributes, b"\x3a")
+            if kind is MetricType.COUNTER:
+                body = delimited(b"\x3a", delimited(b"\x0a", point) + b"\x10\x01\x18\x01")
+            else:
+                body = delimited(b"\x2a", delimited(b"\x0a", point))
+        return delimited(b"\x12", self._name(self._metric_names, b"\x0a", name) + body)
+
+    def log(
+        self,
+        time_ns: int,
+        message: str,
+        severity: LogSeverity,
+        attributes: Mapping[str, Any] | None,
+    ) -> bytes:
+        ts = _pack_u64(time_ns)
+        out = bytearray(b"\x09" + ts)
+        out += _PB_SEVERITY[severity]
+        out += delimited(b"\x2a", pb_any(message if type(message) is str else str(message)))
+        if attributes:
+            out += pb_attributes(attributes, b"\x32")
+            trace_id, span_id = log_ids(attributes)
+            if trace_id:
+                out += b"\x4a\x10" + bytes.fromhex(trace_id)
+            if span_id:
+                out += b"\x52\x08" + bytes.fromhex(span_id)
+        out += b"\x59" + ts
+        return delimited(b"\x12", out)
+
+
+_PB_ONE: Final = _pack_u64(1)
+_PB_BUCKETS: Final = tuple(
+    delimited(b"\x32", b"".join(_pack_u64(c) for c in counts))
+    for counts in (
+        tuple(1 if i == j else 0 for i in range(len(HISTOGRAM_BOUNDS) + 1))
+        for j in range(len(HISTOGRAM_BOUNDS) + 1)
+    )
+)
+_PB_BOUNDS: Final = delimited(b"\x3a", b"".join(_pack_f64(b) for b in HISTOGRAM_BOUNDS))
+_PB_SEVERITY: Final = {
+    level: b"\x10" + varint(level.value) + _pb_text(b"\x1a", level.name) for level in LogSeverity
+}
+
+
+def log_ids(attributes: Mapping[str, Any]) -> tuple[str, str]:
+    """(trace id, span id) as lower-case hex from ``trace_id`` / ``span_id`` attributes that
+    hold valid ids; ``""`` for those that do not."""
+    get = attributes.get
+    return _hex_id(get("trace_id"), 32), _hex_id(get("span_id"), 16)
+
+
+def _hex_id(value: Any, digits: int) -> str:
+    if type(value) is not str or len(value) != digits:
+        return ""
+    if value.strip(_HEX_DIGITS) or not value.strip("0"):
+        return ""  # not all hex digits, or all zeros (an invalid id)
+    return value.lower()
+
+
+_HEX_DIGITS: Final = "0123456789abcdefABCDEF"
+
+
+# --- JSON -----------------------------------------------------------------------------------
+
+
+class _Str(msgspec.Struct, gc=False, rename="camel"):
+    string_value: str
+
+
+class _Bool(msgspec.Struct, gc=False, rename="camel"):
+    bool_value: bool
+
+
+class _Int(msgspec.Struct, gc=False, rename="camel"):
+    int_value: str
+
+
+class _Double(msgspec.Struct, gc=False, rename="camel"):
+    double_value: float | str
+
+
+class _Bytes(msgspec.Struct, gc=False, rename="camel"):
+    bytes_value: bytes
+
+
+class _Values(msgspec.Struct, gc=False):
+    values: Sequence[Any]
+
+
+class _Array(msgspec.Struct, gc=False, rename="camel"):
+    array_value: _Values
+
+
+class _KvList(msgspec.Struct, gc=False, rename="camel"):
+    kvlist_value: _Values
+
+
+class _Empty(msgspec.Struct, gc=False):
+    pass
+
+
+class _KeyValue(msgspec.Struct, gc=False):
+    key: str
+    value: Any
+
+
+_TRUE: Final = _Bool(True)
+_FALSE: Final = _Bool(False)
+_EMPTY: Final = _Empty()
+
+
+def json_double(value: float) -> float | str:
+    """A double as OTLP/JSON carries it: non-finite values as proto3 JSON's strings."""
+    if value - value == 0.0:
+        return value
+    return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+
+
+def json_any(value: Any) -> Any:
+    """An ``AnyValue`` object for msgspec to encode."""
+    t = type(value)
+    if t is str:
+        return _Str(value)
+    if t is int:
+        return _Int(str(value)) if _INT64_LOW <= value < _INT64_END else _Str(str(value))
+    if t is float:
+        return _Double(value if value - value == 0.0 else json_double(value))
+    if t is bool:
+        return _TRUE if value else _FALSE
+    return _json_any_other(value)
+
+
+def _json_any_other(value: Any) -> Any:
+    if value is None:
+        return _EMPTY
+    if isinstance(value, bool):
+        return _TRUE if value else _FALSE
+    if isinstance(value, int):
+        return json_any(int(value))
+    if isinstance(value, float):
+        return json_any(float(value))
+    if isinstance(value, str):
+        return _Str(str(value))
+    if isinstance(value, bytes | bytearray | memoryview):
+        return _Bytes(bytes(value))
+    if isinstance(value, Mapping):
+        return _KvList(_Values(json_attributes(value)))
+    if isinstance(value, list | tuple | set | frozenset):
+        return _Array(_Values([json_any(item) for item in value]))
+    return _Str(str(value))
+
+
+def json_attributes(attributes: Mapping[Any, Any]) -> list[_KeyValue]:
+    return [
+        _KeyValue(key if type(key) is str else str(key), json_any(value))
+        for key, value in attributes.items()
+    ]
+
+
+class _Status(msgspec.Struct, gc=False):
+    message: str
+    code: int
+
+
+class _Event(msgspec.Struct, gc=False, rename="camel"):
+    time_unix_nano: str
+    name: str
+    attributes: Sequence[_KeyValue]
+
+
+class _Span(msgspec.Struct, gc=False, rename="camel", omit_defaults=True):
+    trace_id: str
+    span_id: str
+    name: str
+    kind: int
+    start_time_unix_nano: str
+    end_time_unix_nano: str
+    attributes: Sequence[_KeyValue] = ()
+    events: Sequence[_Event] = ()
+    status: _Status | None = None
+
+
+class _NumberPoint(msgspec.Struct, gc=False, rename="camel", omit_defaults=True):
+    time_unix_nano: str
+    start_time_unix_nano: str | None = None
+    as_int: str | None = None
+    as_double: float | str | None = None
+    attributes: Sequence[_KeyValue] = ()
+
+
+class _HistogramPoint(msgspec.Struct, gc=False, rename="camel", omit_defaults=True):
+    start_time_unix_nano: str
+    time_unix_nano: str
+    count: str
+    sum: float | str
+    bucket_counts: msgspec.Raw
+    explicit_bounds: msgspec.Raw
+    min: float | str
+    max: float | str
+    attributes: Sequence[_KeyValue] = ()
+
+
+class _Gauge(msgspec.Struct, gc=False, rename="camel"):
+    data_points: tuple[_NumberPoint]
+
+
+class _Sum(msgspec.Struct, gc=False, rename="camel"):
+    data_points: tuple[_NumberPoint]
+    aggregation_temporality: int
+    is_monotonic: bool
+
+
+class _Histogram(msgspec.Struct, gc=False, rename="camel"):
+    data_points: tuple[_HistogramPoint]
+    aggregation_temporality: int
+
+
+class _Metric(msgspec.Struct, gc=False, omit_defaults=True):
+    name: str
+    gauge: _Gauge | None = None
+    sum: _Sum | None = None
+    histogram: _Histogram | None = None
+
+
+class _Log(msgspec.Struct, gc=False, rename="camel", omit_defaults=True):
+    time_unix_nano: str
+    observed_time_unix_nano: str
+    severity_number: int
+    severity_text: str
+    body: _Str
+    attributes: Sequence[_KeyValue] = ()
+    trace_id: str = ""
+    span_id: str = ""
+
+
+_JSON_BUCKETS: Final = tuple(
+    msgspec.Raw(
+        msgspec.json.encode([str(int(i == j)) for i in range(len(HISTOGRAM_BOUNDS) + 1)])
+    )
+    for j in range(len(HISTOGRAM_BOUNDS) + 1)
+)
+_JSON_BOUNDS: Final = msgspec.Raw(msgspec.json.encode(list(HISTOGRAM_BOUNDS)))
+_SEVERITY_NAMES: Final = {level: level.name for level in LogSeverity}
+
+
+def _hex_ids() -> Iterator[tuple[str, str]]:
+    """(trace id, span id) as hex, sliced from a pool of random bytes."""
+    n = IDS_PER_REFILL
+    while True:
+        pool = os.urandom(24 * n).hex()
+        for i in range(0, 48 * n, 48):
+            yield pool[i : i + 32], pool[i + 32 : i + 48]
+
+
+def json_resource(resource: Resource) -> bytes:
+    """The ``resource`` object of OTLP/JSON."""
+    return msgspec.json.encode({"attributes": json_attributes(resource_attributes(resource))})
+
+
+def json_scope() -> bytes:
+    """The ``scope`` object of OTLP/JSON."""
+    return msgspec.json.encode({"name": SCOPE_NAME, "version": SCOPE_VERSION})
+
+
+def _json_fallback(obj: Any) -> Any:
+    return str(obj)
+
+
+class OtlpJsonRows:
+    """Rows for ``otlp_protocol="http/json"``: one OTLP/JSON object each, ended by ``}\\n``."""
+
+    closings: tuple[bytes | None, bytes | None, bytes | None] = (
+        JSON_CLOSING,
+        JSON_CLOSING,
+        JSON_CLOSING,
+    )
+
+    def __init__(self) -> None:
+        self._encode_into = msgspec.json.Encoder(enc_hook=_json_fallback).encode_into
+        self._buf = bytearray(1024)
+        self._ids = _hex_ids()
+
+    def span(
+        self, time_ns: int, name: str, attributes: Mapping[str, Any] | None, error: str | None
+    ) -> bytearray:
+        trace_id, span_id = next(self._ids)
+        ts = str(time_ns)
+        if error is None:
+            row = _Span(
+                trace_id, span_id, name, SPAN_KIND_INTERNAL, ts, ts,
+                json_attributes(attributes) if attributes else (),
+            )  # fmt: skip
+        else:
+            span_attributes: dict[Any, Any] = {}
+            exception: dict[str, Any] = {}
+            for key, value in (attributes or {}).items():
+                (exception if key in EXCEPTION_KEYS else span_attributes)[key] = value
+            row = _Span(
+                trace_id, span_id, name, SPAN_KIND_INTERNAL, ts, ts,
+                json_attributes(span_attributes),
+                (_Event(ts, EXCEPTION_EVENT, json_attributes(exception)),),
+                _Status(error, STATUS_CODE_ERROR),
+            )  # fmt: skip
+        buf = self._buf
+        self._encode_into(row, buf)
+        return buf
+
+    def metric(
+        self,
+        time_ns: int,
+        name: str,
+        value: float,
+        kind: MetricType,
+        attributes: Mapping[str, Any] | None,
+    ) -> bytearray:
+        ts = str(time_ns)
+        attrs = json_attributes(attributes) if attributes else ()
+        if kind is MetricType.HISTOGRAM:
+            number = float(value)
+            as_json = json_double(number)
+            row = _Metric(
+                name,
+                histogram=_Histogram(
+                    (
+                        _HistogramPoint(
+                            ts, ts, "1", as_json, _JSON_BUCKETS[histogram_bucket(number)],
+                            _JSON_BOUNDS, as_json, as_json, attrs,
+                        ),  # fmt: skip
+                    ),
+                    TEMPORALITY_DELTA,
+                ),
+            )
+        else:
+            if type(value) is int and _INT64_LOW <= value < _INT64_END:
+                point = _NumberPoint(ts, as_int=str(value), attributes=attrs)
+            else:
+                point = _NumberPoint(ts, as_double=json_double(float(value)), attributes=attrs)
+            if kind is MetricType.COUNTER:
+                point.start_time_unix_nano = ts
+                row = _Metric(name, sum=_Sum((point,), TEMPORALITY_DELTA, True))
+            else:
+                row = _Metric(name, gauge=_Gauge((point,)))
+        buf = self._buf
+        self._encode_into(row, buf)
+        return buf
+
+    def log(
+        self,
+        time_ns: int,
+        message: str,
+        severity: LogSeverity,
+        attributes: Mapping[str, Any] | None,
+    ) -> bytearray:
+        ts = str(time_ns)
+        body = _Str(message if type(message) is str else str(message))
+        if attributes:
+            trace_id, span_id = log_ids(attributes)
+            row = _Log(
+                ts, ts, severity.value, _SEVERITY_NAMES[severity], body,
+                json_attributes(attributes), trace_id, span_id,
+            )  # fmt: skip
+        else:
+            row = _Log(ts, ts, severity.value, _SEVERITY_NAMES[severity], body)
+        buf = self._buf
+        self._encode_into(row, buf)
+        return buf
