@@ -192,19 +192,52 @@ def _pb_any_other(value: Any) -> bytes:
     return pb_any(str(value))
 
 
-def pb_attributes(attributes: Mapping[Any, Any], tag: bytes) -> bytearray:
+def pb_attributes(attributes: Mapping[Any, Any], tag: bytes) -> bytes:
     """Repeated ``KeyValue`` fields (field ``tag``) for every item of ``attributes``."""
-    out = bytearray()
+    parts: list[bytes] = []
+    pb_key_values(parts, attributes, tag)
+    return b"".join(parts)
+
+
+_KEY_FIELDS: dict[Any, bytes] = {}
+
+
+def _key_field(key: Any) -> bytes:
+    """``KeyValue.key`` (field 1) followed by the tag of ``KeyValue.value`` (field 2)."""
+    field = _pb_text(b"\x0a", key if type(key) is str else str(key)) + b"\x12"
+    if len(_KEY_FIELDS) < _NAME_CACHE_LIMIT:
+        _KEY_FIELDS[key] = field
+    return field
+
+
+def pb_key_values(parts: list[bytes], attributes: Mapping[Any, Any], tag: bytes) -> None:
+    """Append the pieces of repeated ``KeyValue`` fields to ``parts`` (joined once by the
+    caller: one allocation for the whole message). Keys are cached; the common value types are
+    encoded inline."""
+    keys = _KEY_FIELDS
+    small = _SMALL_VARINTS
     for key, value in attributes.items():
-        kv = _pb_text(b"\x0a", key if type(key) is str else str(key))
-        av = pb_any(value)
+        k = keys.get(key) or _key_field(key)
+        t = type(value)
+        if t is str:
+            data = value.encode("utf-8", "replace")
+            n = len(data)
+            if n < 125 and len(k) < 1900:  # every length below fits the small-varint table
+                parts += (tag, small[len(k) + n + 3], k, small[n + 2], b"\x0a", small[n], data)
+                continue
+            av = b"\x0a" + varint(n) + data
+        elif t is int and _INT64_LOW <= value < _INT64_END:
+            av = b"\x18" + varint(value)
+        elif t is bool:
+            av = b"\x10\x01" if value else b"\x10\x00"
+        elif t is float:
+            av = b"\x21" + _pack_f64(value)
+        else:
+            av = pb_any(value)
         n = len(av)
-        kv += b"\x12" + (_SMALL_VARINTS[n] if n < 2048 else _varint_slow(n)) + av
-        n = len(kv)
-        out += tag
-        out += _SMALL_VARINTS[n] if n < 2048 else _varint_slow(n)
-        out += kv
-    return out
+        vn = small[n] if n < 2048 else _varint_slow(n)
+        m = len(k) + len(vn) + n
+        parts += (tag, small[m] if m < 2048 else _varint_slow(m), k, vn, av)
 
 
 def protobuf_resource(resource: Resource) -> bytes:
@@ -261,34 +294,24 @@ class OtlpProtobufRows:
         self, time_ns: int, name: str, attributes: Mapping[str, Any] | None, error: str | None
     ) -> bytes:
         ts = _pack_u64(time_ns)
-        out = bytearray(next(self._ids))
-        out += self._name(self._span_names, b"\x2a", name)
-        out += b"\x30\x01\x39"  # kind INTERNAL; start_time_unix_nano
-        out += ts
-        out += b"\x41"  # end_time_unix_nano
-        out += ts
+        # trace_id, span_id, name, kind INTERNAL, start_time_unix_nano, end_time_unix_nano
+        parts = [
+            next(self._ids), self._name(self._span_names, b"\x2a", name),
+            b"\x30\x01\x39", ts, b"\x41", ts,
+        ]  # fmt: skip
         if error is None:
             if attributes:
-                out += pb_attributes(attributes, b"\x4a")
+                pb_key_values(parts, attributes, b"\x4a")
         else:
-            self._error(out, ts, error, attributes)
-        n = len(out)
-        return b"\x12" + (_SMALL_VARINTS[n] if n < 2048 else _varint_slow(n)) + out
-
-    @staticmethod
-    def _error(
-        out: bytearray, ts: bytes, error: str, attributes: Mapping[str, Any] | None
-    ) -> None:
-        span_attributes: dict[Any, Any] = {}
-        exception: dict[str, Any] = {}
-        for key, value in (attributes or {}).items():
-            (exception if key in EXCEPTION_KEYS else span_attributes)[key] = value
-        if span_attributes:
-            out += pb_attributes(span_attributes, b"\x4a")
-        event = bytearray(b"\x09" + ts + b"\x12\x09exception")
-        event += pb_attributes(exception, b"\x1a")
-        out += delimited(b"\x5a", event)  # events
-        out += delimited(b"\x7a", _pb_text(b"\x12", error) + b"\x18\x02")  # status ERROR
+            span_attributes: dict[Any, Any] = {}
+            exception: dict[str, Any] = {}
+            for key, value in (attributes or {}).items():
+                (exception if key in EXCEPTION_KEYS else span_attributes)[key] = value
+            pb_key_values(parts, span_attributes, b"\x4a")
+            event = b"\x09" + ts + b"\x12\x09exception" + pb_attributes(exception, b"\x1a")
+            parts.append(delimited(b"\x5a", event))  # events
+            parts.append(delimited(b"\x7a", _pb_text(b"\x12", error) + b"\x18\x02"))  # status
+        return delimited(b"\x12", b"".join(parts))
 
     def metric(
         self,
@@ -299,32 +322,32 @@ class OtlpProtobufRows:
         attributes: Mapping[str, Any] | None,
     ) -> bytes:
         ts = _pack_u64(time_ns)
+        parts: list[bytes] = []
+        if attributes:
+            pb_key_values(parts, attributes, b"\x4a" if kind is MetricType.HISTOGRAM else b"\x3a")
         if kind is MetricType.HISTOGRAM:
             number = float(value)
-            point = bytearray(pb_attributes(attributes, b"\x4a") if attributes else b"")
-            point += b"\x11" + ts + b"\x19" + ts + b"\x21" + _PB_ONE
             packed = _pack_f64(number)
-            point += b"\x29" + packed
-            point += _PB_BUCKETS[histogram_bucket(number)]
-            point += _PB_BOUNDS
-            point += b"\x59" + packed + b"\x61" + packed
-            data = delimited(b"\x0a", point) + b"\x10\x01"
+            # start, time, count 1, sum, bucket_counts, explicit_bounds, min, max
+            parts += (
+                b"\x11", ts, b"\x19", ts, _PB_COUNT_ONE, b"\x29", packed,
+                _PB_BUCKETS[histogram_bucket(number)], _PB_BOUNDS, b"\x59", packed, b"\x61", packed,
+            )  # fmt: skip
+            data = delimited(b"\x0a", b"".join(parts)) + b"\x10\x01"  # temporality DELTA
             body = delimited(b"\x4a", data)
         else:
-            point = bytearray()
             if kind is MetricType.COUNTER:
-                point += b"\x11" + ts
-            point += b"\x19" + ts
+                parts += (b"\x11", ts)
+            parts += (b"\x19", ts)
             if type(value) is int and _INT64_LOW <= value < _INT64_END:
-                point += b"\x31" + _pack_i64(value)
+                parts += (b"\x31", _pack_i64(value))
             else:
-                point += b"\x21" + _pack_f64(float(value))
-            if attributes:
-                point += pb_attributes(attributes, b"\x3a")
-            if kind is MetricType.COUNTER:
-                body = delimited(b"\x3a", delimited(b"\x0a", point) + b"\x10\x01\x18\x01")
+                parts += (b"\x21", _pack_f64(float(value)))
+            point = delimited(b"\x0a", b"".join(parts))
+            if kind is MetricType.COUNTER:  # temporality DELTA, monotonic
+                body = delimited(b"\x3a", point + b"\x10\x01\x18\x01")
             else:
-                body = delimited(b"\x2a", delimited(b"\x0a", point))
+                body = delimited(b"\x2a", point)
         return delimited(b"\x12", self._name(self._metric_names, b"\x0a", name) + body)
 
     def log(
@@ -335,21 +358,23 @@ class OtlpProtobufRows:
         attributes: Mapping[str, Any] | None,
     ) -> bytes:
         ts = _pack_u64(time_ns)
-        out = bytearray(b"\x09" + ts)
-        out += _PB_SEVERITY[severity]
-        out += delimited(b"\x2a", pb_any(message if type(message) is str else str(message)))
+        # time_unix_nano, severity_number + severity_text, body, observed_time_unix_nano
+        parts = [
+            b"\x09", ts, _PB_SEVERITY[severity],
+            delimited(b"\x2a", pb_any(message if type(message) is str else str(message))),
+            b"\x59", ts,
+        ]  # fmt: skip
         if attributes:
-            out += pb_attributes(attributes, b"\x32")
+            pb_key_values(parts, attributes, b"\x32")
             trace_id, span_id = log_ids(attributes)
             if trace_id:
-                out += b"\x4a\x10" + bytes.fromhex(trace_id)
+                parts += (b"\x4a\x10", bytes.fromhex(trace_id))
             if span_id:
-                out += b"\x52\x08" + bytes.fromhex(span_id)
-        out += b"\x59" + ts
-        return delimited(b"\x12", out)
+                parts += (b"\x52\x08", bytes.fromhex(span_id))
+        return delimited(b"\x12", b"".join(parts))
 
 
-_PB_ONE: Final = _pack_u64(1)
+_PB_COUNT_ONE: Final = b"\x21" + _pack_u64(1)
 _PB_BUCKETS: Final = tuple(
     delimited(b"\x32", b"".join(_pack_u64(c) for c in counts))
     for counts in (

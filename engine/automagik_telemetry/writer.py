@@ -190,7 +190,9 @@ class Writer:
         self.batch_cap = min(settings.max_batch_bytes, self.reader.capacity // 4)
         self._stats_lock = threading.Lock()
         self._discover_lock = threading.Lock()
-        self.parent_pid = os.getppid()
+        # The application's pid comes from the settings, not getppid(): an application that
+        # dies while its writer is still starting up must still be noticed.
+        self.parent_pid = settings.producer_pid
         self._waiting_since: list[float | None] = [None] * len(KINDS)
         self._error_key = ""
         self._failures = 0
