@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
 
-from automagik_telemetry import AutomagikTelemetry  # noqa: E402
-from automagik_telemetry.localservers.clickhouse import LocalClickHouse  # noqa: E402
-from automagik_telemetry.sinks.clickhouse import schema_statements  # noqa: E402
+from automagik_telemetry import AutomagikTelemetry
+from automagik_telemetry.localservers.clickhouse import LocalClickHouse
+from automagik_telemetry.sinks.clickhouse import schema_statements
 
 
 def floor_put(n: int) -> float:

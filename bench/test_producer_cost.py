@@ -97,7 +97,7 @@ def test_ring_put(benchmark) -> None:  # type: ignore[no-untyped-def]
 
     def put() -> None:
         if not writer.put(KIND_TRACE, row, b"}\n"):
-            start, head = reader.available(KIND_TRACE)
+            _, head = reader.available(KIND_TRACE)
             reader.advance(KIND_TRACE, head)
             reader.commit(KIND_TRACE, head)
 

@@ -45,5 +45,3 @@ def ch_db(clickhouse: LocalClickHouse) -> Iterator[ClickHouseDatabase]:
         clickhouse.query(statement)
     yield ClickHouseDatabase(clickhouse, name)
     clickhouse.query(f"DROP DATABASE IF EXISTS {name}")
-
-

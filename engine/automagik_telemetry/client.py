@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import functools
 import logging
 import os
@@ -225,7 +226,7 @@ class AutomagikTelemetry:
         if self._ring is None:
             return SUPERVISE_EVERY
         self._writer = _spawn_writer(self._settings)
-        return min(SUPERVISE_EVERY * 2 ** min(self._writer_restarts, 8), 30.0)
+        return min(SUPERVISE_EVERY * float(1 << min(self._writer_restarts, 8)), 30.0)
 
     def _relay_writer_messages(self) -> None:
         if self._ring is None:
@@ -239,10 +240,8 @@ class AutomagikTelemetry:
             log.log(level, "%s", text)
 
     def _at_exit(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # never fail the interpreter's exit
             self.shutdown(timeout=max(self.config.timeout, 2.0))
-        except Exception:  # never fail the interpreter's exit
-            pass
 
     def shutdown(self, timeout: float | None = None) -> bool:
         """Deliver what was tracked (waiting up to ``timeout`` seconds), stop the writer and
@@ -612,10 +611,8 @@ class AutomagikTelemetry:
     def enable(self) -> None:
         """Turn sending on (and remove the ~/.automagik-no-telemetry opt-out, as the original
         SDK does)."""
-        try:
+        with contextlib.suppress(OSError):
             opt_in.opt_out_file().unlink()
-        except OSError:
-            pass
         self.enabled = True
         self._consent = opt_in.Consent(True, "enable() was called")
         if self._ring is None and not self._closed:
@@ -628,10 +625,8 @@ class AutomagikTelemetry:
             self.flush()
         self.enabled = False
         self._consent = opt_in.Consent(False, "disable() was called")
-        try:
+        with contextlib.suppress(OSError):
             opt_in.opt_out_file().touch()
-        except OSError:
-            pass
         return _Done()
 
     def is_enabled(self) -> bool:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Final
 
 from .config import VENDOR_ENDPOINT, TelemetryConfig
+from .otlp_config import resolve_otlp
 
 OPT_OUT_FILE: Final = Path("~/.automagik-no-telemetry")
 
@@ -39,14 +40,14 @@ def _do_not_track(environ: Mapping[str, str]) -> bool:
 
 
 def destination_configured(config: TelemetryConfig, environ: Mapping[str, str]) -> bool:
+    """Whether the user chose where rows go: a ClickHouse backend, or an OTLP endpoint that is
+    not the vendor's for at least one signal, as ``otlp_config.resolve_otlp`` derives it (an
+    OTEL_* variable shadowed by an option does not count; the vendor's URL given explicitly,
+    or its base URL, does not either). Signals left on the vendor's endpoint are then not sent
+    without an opt-in (``otlp_config.unconsented_signals``)."""
     if config.backend in ("clickhouse", "embedded"):
         return True
-    endpoints = [config.endpoint, config.metrics_endpoint, config.logs_endpoint]
-    endpoints += [environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")]
-    endpoints += [
-        environ.get(f"OTEL_EXPORTER_OTLP_{s}_ENDPOINT") for s in ("TRACES", "METRICS", "LOGS")
-    ]
-    return any(e and e.rstrip("/") != VENDOR_ENDPOINT for e in endpoints)
+    return any(resolve_otlp(config, environ).configured)
 
 
 def decide(config: TelemetryConfig, environ: Mapping[str, str] | None = None) -> Consent:

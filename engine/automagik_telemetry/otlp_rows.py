@@ -7,8 +7,9 @@ around the ring's bytes and never touches rows one by one (``sinks/otlp.py``).
 * ``OtlpJsonRows`` (``http/json``): a JSON object per row, encoded with msgspec into one reused
   buffer, OTLP/JSON as the specification wants it: lowerCamelCase keys, trace ids as 32 and span
   ids as 16 hex characters, enums as integers, 64-bit integers (times, ``intValue``, counts) as
-  strings, non-finite doubles as ``"NaN"`` / ``"Infinity"`` / ``"-Infinity"``. The ring record
-  ends with ``}\\n`` (closing): JSON escapes newlines inside strings, so ``}\\n`` ends records only.
+  strings, non-finite doubles as ``"NaN"`` / ``"Infinity"`` / ``"-Infinity"``; then a newline
+  (JSON escapes newlines inside strings, so a newline only ever ends a row, and ``\\n{`` only
+  ever separates two).
 * ``OtlpProtobufRows`` (``http/protobuf``): the ``Span`` / ``Metric`` / ``LogRecord`` message,
   hand-encoded (tag bytes, varints, fixed64), as one length-delimited field 2 of its
   ``ScopeSpans`` / ``ScopeMetrics`` / ``ScopeLogs``: tag ``0x12``, varint length, message. No
@@ -62,7 +63,6 @@ TEMPORALITY_DELTA: Final = 1
 EXCEPTION_EVENT: Final = "exception"
 EXCEPTION_KEYS: Final = frozenset({"exception.type", "exception.message", "exception.stacktrace"})
 IDS_PER_REFILL: Final = 4096
-JSON_CLOSING: Final = b"}\n"
 
 _INT64_LOW: Final = -(1 << 63)
 _INT64_END: Final = 1 << 63
@@ -613,13 +613,9 @@ def _json_fallback(obj: Any) -> Any:
 
 
 class OtlpJsonRows:
-    """Rows for ``otlp_protocol="http/json"``: one OTLP/JSON object each, ended by ``}\\n``."""
+    """Rows for ``otlp_protocol="http/json"``: one OTLP/JSON object each, then a newline."""
 
-    closings: tuple[bytes | None, bytes | None, bytes | None] = (
-        JSON_CLOSING,
-        JSON_CLOSING,
-        JSON_CLOSING,
-    )
+    closings: tuple[bytes | None, bytes | None, bytes | None] = (None, None, None)
 
     def __init__(self) -> None:
         self._encode_into = msgspec.json.Encoder(enc_hook=_json_fallback).encode_into
@@ -649,6 +645,7 @@ class OtlpJsonRows:
             )  # fmt: skip
         buf = self._buf
         self._encode_into(row, buf)
+        buf.append(10)  # "\n": the row's end
         return buf
 
     def metric(
@@ -688,6 +685,7 @@ class OtlpJsonRows:
                 row = _Metric(name, gauge=_Gauge((point,)))
         buf = self._buf
         self._encode_into(row, buf)
+        buf.append(10)  # "\n": the row's end
         return buf
 
     def log(
@@ -709,4 +707,5 @@ class OtlpJsonRows:
             row = _Log(ts, ts, severity.value, _SEVERITY_NAMES[severity], body)
         buf = self._buf
         self._encode_into(row, buf)
+        buf.append(10)  # "\n": the row's end
         return buf

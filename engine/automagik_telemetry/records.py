@@ -191,7 +191,11 @@ class ClickHouseRows:
     """JSONEachRow rows for the traces, metrics and logs tables, without the shared columns
     (``clickhouse_row_suffixes``); each is written into the ring with ``}\n`` as its end."""
 
-    closings: tuple[None, None, None] = (None, None, None)  # rows end with "}\n" already
+    closings: tuple[bytes | None, bytes | None, bytes | None] = (
+        None,
+        None,
+        None,
+    )  # rows end with "}\n" already
 
     def __init__(self) -> None:
         self._encode_into = make_encoder().encode_into

@@ -59,6 +59,7 @@ exactly when the writer still needs it to deliver what was accepted.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import platform
@@ -194,10 +195,8 @@ class SharedSegment:
         """Unmap. Views handed out must be released first (``release()`` on the ring does)."""
         if self.mmap.closed:
             return
-        try:
+        with contextlib.suppress(BufferError):  # a view is alive: it goes with the process
             self.mmap.close()
-        except BufferError:  # a view is still alive; the mapping goes with the process
-            pass
 
     def unlink(self) -> bool:
         return unlink_segment(self.name)
@@ -318,9 +317,7 @@ class RingWriter(_RingView):
             offset = head & mask
             if offset + size > capacity or head + size - tail > capacity or size > limit:
                 if size > limit:
-                    raise ValueError(
-                        f"a row of {size} bytes exceeds the ring's limit of {limit}"
-                    )
+                    raise ValueError(f"a row of {size} bytes exceeds the ring's limit of {limit}")
                 to_end = capacity - offset
                 need = size if size <= to_end else to_end + size
                 if head + need - tail > capacity:

@@ -54,7 +54,7 @@ def parse_metric_type(value: MetricType | str) -> MetricType | None:
 
 
 def parse_severity(value: LogSeverity | str | int) -> LogSeverity | None:
-    """A LogSeverity, its name in any case (plus WARNING, CRITICAL), or its number; None if unknown."""
+    """A LogSeverity, its name in any case (or WARNING, CRITICAL), or its number; else None."""
     if isinstance(value, LogSeverity):
         return value
     if isinstance(value, str):

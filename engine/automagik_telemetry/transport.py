@@ -27,15 +27,18 @@ RETRYABLE_STATUS: Final = frozenset({408, 429, 500, 502, 503, 504})
 
 
 class Codec(Protocol):
-    name: str
-    content_encoding: str | None
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def content_encoding(self) -> str | None: ...
 
     def compress(self, data: bytes | bytearray) -> bytes: ...
 
 
 class _Identity:
     name = "none"
-    content_encoding = None
+    content_encoding: str | None = None
 
     def compress(self, data: bytes | bytearray) -> bytes:
         return bytes(data)
@@ -45,7 +48,7 @@ class _Gzip:
     """gzip at level 1: the cheapest level, and what every HTTP server reads."""
 
     name = "gzip"
-    content_encoding = "gzip"
+    content_encoding: str | None = "gzip"
 
     def compress(self, data: bytes | bytearray) -> bytes:
         compressor = zlib.compressobj(1, zlib.DEFLATED, 31)
@@ -56,7 +59,7 @@ class _Lz4:
     """LZ4 frame format (what ClickHouse's ``Content-Encoding: lz4`` reads)."""
 
     name = "lz4"
-    content_encoding = "lz4"
+    content_encoding: str | None = "lz4"
 
     def compress(self, data: bytes | bytearray) -> bytes:
         return bytes(lz4.frame.compress(data, compression_level=0))
@@ -64,7 +67,7 @@ class _Lz4:
 
 class _Zstd:
     name = "zstd"
-    content_encoding = "zstd"
+    content_encoding: str | None = "zstd"
 
     def __init__(self) -> None:
         import zstandard
@@ -100,6 +103,9 @@ class Outcome:
     status: int | None = None
     retry_after: float | None = None
     key: str = ""  # identifies the kind of trouble, so it is logged once, not per batch
+    # ok with a message: delivered, but the destination kept only part of it (OTLP partial
+    # success) or the sink says something worth logging; ``rejected`` items were not kept
+    rejected: int = 0
     response: urllib3.BaseHTTPResponse | None = field(default=None, repr=False, compare=False)
 
     @classmethod
@@ -156,8 +162,9 @@ class HttpClient:
         """Send and read the whole answer. Raises ``urllib3.exceptions.HTTPError`` on connection
         errors and time-outs."""
         return self._pool.request(
-            "POST", url, body=body, headers=dict(headers), redirect=False, preload_content=True
-        )
+            "POST", url, body=bytes(body) if isinstance(body, bytearray) else body,
+            headers=dict(headers), redirect=False, preload_content=True,
+        )  # fmt: skip
 
     def close(self) -> None:
         self._pool.clear()

@@ -80,6 +80,9 @@ class WriterSettings(msgspec.Struct, frozen=True):
     otlp_protocol: str = "http/json"
     otlp_headers: dict[str, str] = {}
     otlp_resource: bytes = b""
+    otlp_signal_headers: tuple[dict[str, str], dict[str, str], dict[str, str]] | None = None
+    otlp_compressions: tuple[str, str, str] = ("", "", "")  # per signal; "" = compression
+    otlp_timeouts: tuple[float, float, float] = (0.0, 0.0, 0.0)  # per signal; 0 = timeout
 
 
 def build_sink(settings: WriterSettings) -> Sink:
@@ -345,6 +348,8 @@ class Writer:
                 outcome = self.sink.send(prepared)
             if outcome.ok:
                 self._on_delivered(batch, len(prepared.wire) if prepared else 0)
+                if outcome.message:
+                    self._on_notice(outcome)
                 return True
             self._on_failure(outcome)
             pause = schedule.next_wait(outcome) if outcome.retryable else None
@@ -392,7 +397,7 @@ class Writer:
                 KIND_NAMES[batch.kind],
                 wire_bytes,
             )
-        if self._error_key:
+        if self._failures:
             self.publish(
                 logging.INFO,
                 "",
@@ -402,6 +407,15 @@ class Writer:
         self._parked_wait = 0.0
         self._parked_until = 0.0
         words[Slot.SINK_STATE] = 1
+
+    def _on_notice(self, outcome: Outcome) -> None:
+        """Delivered, with something to say (e.g. items the destination rejected): count the
+        rejected items and log the message once per kind."""
+        with self._stats_lock:
+            if outcome.rejected:
+                slot = Slot.ROWS_DROPPED_WRITER
+                self.words[slot] = int(self.words[slot]) + outcome.rejected
+            self.publish(logging.WARNING, outcome.key or outcome.message, outcome.message)
 
     def _on_failure(self, outcome: Outcome) -> None:
         with self._stats_lock:

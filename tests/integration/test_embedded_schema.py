@@ -7,12 +7,10 @@ import json
 import time
 from pathlib import Path
 
-import pytest
+from chdb import session as chdb_session
 
 from automagik_telemetry import AutomagikTelemetry, LogSeverity, MetricType
 from automagik_telemetry.sinks.clickhouse import schema_statements
-
-from chdb import session as chdb_session  # noqa: E402  (the [dev] extra; a missing one fails)
 
 
 def test_schema_applies_to_a_current_engine(tmp_path: Path) -> None:
@@ -22,10 +20,15 @@ def test_schema_applies_to_a_current_engine(tmp_path: Path) -> None:
             session.query(statement)
         tables = session.query("SHOW TABLES FROM telemetry", "CSV").bytes().decode().split()
         assert tables == ['"logs"', '"metrics"', '"traces"']
-        engine = session.query(
-            "SELECT engine_full FROM system.tables WHERE database='telemetry' AND name='traces'",
-            "CSV",
-        ).bytes().decode()
+        engine = (
+            session.query(
+                "SELECT engine_full FROM system.tables "
+                "WHERE database = 'telemetry' AND name = 'traces'",
+                "CSV",
+            )
+            .bytes()
+            .decode()
+        )
         assert "non_replicated_deduplication_window = 10000" in engine
     finally:
         session.close()
@@ -54,6 +57,7 @@ def test_every_track_call_reads_back_with_its_types(tmp_path: Path) -> None:
 
     session = chdb_session.Session(str(path))
     try:
+
         def rows(sql: str) -> list[dict[str, object]]:
             out = session.query(sql, "JSONEachRow").bytes().decode()
             return [json.loads(line) for line in out.splitlines()]
@@ -88,7 +92,9 @@ def test_every_track_call_reads_back_with_its_types(tmp_path: Path) -> None:
         )
         by_name = {m["metric_name"]: m for m in metrics}
         assert by_name["queue.depth"]["metric_type"] == "GAUGE"
-        assert by_name["queue.depth"]["value_int"] == "42" or by_name["queue.depth"]["value_int"] == 42
+        assert (
+            by_name["queue.depth"]["value_int"] == "42" or by_name["queue.depth"]["value_int"] == 42
+        )
         assert by_name["queue.depth"]["attributes"] == {"queue": "emails"}
         assert by_name["jobs.done"]["metric_type"] == "SUM"
         assert by_name["jobs.done"]["is_monotonic"] == 1
@@ -97,7 +103,10 @@ def test_every_track_call_reads_back_with_its_types(tmp_path: Path) -> None:
         assert histogram["metric_type"] == "HISTOGRAM"
         assert histogram["value_double"] == 30
         assert int(histogram["histogram_count"]) == 1
-        bounds, counts = histogram["histogram_explicit_bounds"], histogram["histogram_bucket_counts"]
+        bounds, counts = (
+            histogram["histogram_explicit_bounds"],
+            histogram["histogram_bucket_counts"],
+        )
         assert len(counts) == len(bounds) + 1 and sum(int(c) for c in counts) == 1
         assert [int(c) for c in counts].index(1) == bounds.index(50)  # 30 falls in (25, 50]
 

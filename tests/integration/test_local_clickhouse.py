@@ -24,7 +24,6 @@ LEGACY_SCHEMA = (
 )
 
 
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[LocalClickHouse]:
     find_server_binary()  # raises ClickHouseServerMissing (a failure, not a skip) when absent

@@ -11,8 +11,14 @@ from automagik_telemetry import AutomagikTelemetry, LogSeverity, MetricType, Sta
 
 
 def test_public_names_and_values() -> None:
-    assert set(automagik_telemetry.__all__) >= {
-        "AutomagikTelemetry", "TelemetryConfig", "MetricType", "LogSeverity", "StandardEvents"}  # fmt: skip
+    public = {
+        "AutomagikTelemetry",
+        "TelemetryConfig",
+        "MetricType",
+        "LogSeverity",
+        "StandardEvents",
+    }
+    assert set(automagik_telemetry.__all__) >= public
     assert [m.value for m in MetricType] == ["gauge", "counter", "histogram"]
     assert {m.name: m.value for m in LogSeverity} == {
         "TRACE": 1, "DEBUG": 5, "INFO": 9, "WARN": 13, "ERROR": 17, "FATAL": 21}  # fmt: skip
@@ -29,7 +35,9 @@ def test_disabled_client_does_nothing_and_says_why(isolated_environment: Path) -
     assert client.track_log("l") is None
     assert client.flush() is True
     status = client.get_status()
-    assert status["enabled"] is False and status["accepted"] == 0 and status["writer_alive"] is False
+    assert (
+        status["enabled"] is False and status["accepted"] == 0 and status["writer_alive"] is False
+    )
     for key in ("user_id", "session_id", "project_name", "project_version", "endpoint",
                 "metrics_endpoint", "logs_endpoint", "opt_out_file_exists", "env_var",
                 "verbose", "batch_size", "compression_enabled", "queue_sizes"):  # fmt: skip

@@ -14,7 +14,12 @@ def config(environ: dict[str, str] | None = None, **options: object) -> Telemetr
 
 def test_defaults_keep_the_original_sdk_fields() -> None:
     c = config()
-    assert (c.organization, c.timeout, c.batch_size, c.flush_interval) == ("namastex", 5.0, 100, 5.0)
+    assert (c.organization, c.timeout, c.batch_size, c.flush_interval) == (
+        "namastex",
+        5.0,
+        100,
+        5.0,
+    )
     assert (c.compression_enabled, c.compression_threshold, c.max_retries) == (True, 1024, 3)
     assert c.retry_backoff_base == 1.0 and c.backend == "otlp" and c.enabled is None
     assert c.endpoint is None and c.metrics_endpoint is None and c.logs_endpoint is None
@@ -36,13 +41,20 @@ def test_code_beats_environment_beats_default() -> None:
         "AUTOMAGIK_TELEMETRY_BATCH_SIZE": "500",
     }
     from_env = config(env)
-    assert from_env.backend == "clickhouse" and from_env.clickhouse_endpoint == "http://ch.internal:8123"
+    assert (
+        from_env.backend == "clickhouse"
+        and from_env.clickhouse_endpoint == "http://ch.internal:8123"
+    )
     assert (from_env.clickhouse_database, from_env.clickhouse_username) == ("envdb", "envuser")
     assert (from_env.clickhouse_password, from_env.clickhouse_table) == ("envpass", "envtraces")
     assert from_env.verbose is True and from_env.batch_size == 500
     assert from_env.sources["batch_size"] == "AUTOMAGIK_TELEMETRY_BATCH_SIZE"
     in_code = config(env, backend="otlp", batch_size=7, clickhouse_database="codedb")
-    assert (in_code.backend, in_code.batch_size, in_code.clickhouse_database) == ("otlp", 7, "codedb")
+    assert (in_code.backend, in_code.batch_size, in_code.clickhouse_database) == (
+        "otlp",
+        7,
+        "codedb",
+    )
     assert in_code.sources["batch_size"] == "code"
     assert config().sources["batch_size"] == "default"
 
@@ -68,7 +80,7 @@ def test_bad_values_fail_at_construction_naming_option_value_and_rule(
     with pytest.raises(ConfigError) as info:
         config(**{option: value})
     message = str(info.value)
-    assert message.startswith(f"{option}=") and repr(value) in message or str(value) in message
+    assert (message.startswith(f"{option}=") and repr(value) in message) or str(value) in message
     assert allowed in message
 
 

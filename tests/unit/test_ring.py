@@ -58,7 +58,7 @@ def drain_across_processes(segment, seed: int, count: int, threads: int) -> dict
                     time.sleep(0.0005)
                     continue
             data = reader.copy(KIND_TRACE, start, head)
-            length, rows = split_lines(data, len(data))
+            length, _ = split_lines(data, len(data))
             assert length == len(data), "a copy must end at a row boundary"
             for row in data.split(b"\n")[:-1]:
                 thread = int(row.split(b":", 1)[0])
@@ -118,7 +118,7 @@ def test_a_row_never_wraps(segment) -> None:  # type: ignore[no-untyped-def]
     rows = [b"b" * 999 + b"\n"] * (capacity // 1000)
     for row in rows:
         assert writer.try_put(KIND_LOG, row)
-    start, head = reader.available(KIND_LOG)
+    _, head = reader.available(KIND_LOG)
     reader.advance(KIND_LOG, head)
     reader.commit(KIND_LOG, head)
     tail_row = b"c" * 2999 + b"\n"  # does not fit in the end of the lap: starts the next one

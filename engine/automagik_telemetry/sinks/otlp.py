@@ -1,0 +1,533 @@
+"""OTLP/HTTP: frame batches of pre-encoded rows into export requests, send them, read the answers.
+
+The application side (``otlp_row_encoder``, ``writer_options``) picks the encoding and resolves
+the destination (``otlp_config.py``); rows are encoded once per track call (``otlp_rows.py``).
+The writer side (``OtlpSink``) builds each request once per batch, whatever its number of rows:
+
+* JSON (``http/json``): ``{"resourceSpans":[{"resource":{...},"scopeSpans":[{"scope":{...},
+  "spans":[`` + the batch with every ``\\n{`` turned into ``,{`` (one ``bytes.replace``, in C; the
+  last row's newline stays, as JSON whitespace) + ``]}]}]}``; ``resourceMetrics`` /
+  ``scopeMetrics`` / ``metrics`` and ``resourceLogs`` / ``scopeLogs`` / ``logRecords`` alike.
+* protobuf (``http/protobuf``): the batch is already a run of ``ScopeSpans.spans`` (field 2)
+  fields; the request is ``resource_spans`` (1) { ``resource`` (1), ``scope_spans`` (2)
+  { ``scope`` (1), the batch } }, whose two lengths are computed here (two varints).
+
+The resource (service, host, process, user, session) is in every request once, never in rows.
+Requests are compressed once (gzip by default, none on loopback; ``otlp_config.auto_codec``)
+before the writer's retry loop, so a retried batch costs no new work.
+
+Answers (``classify``), following the OTLP/HTTP specification:
+
+* 2xx: delivered. A ``partial_success`` (rejected items and/or a message) in the answer, JSON or
+  protobuf, is returned as ``Outcome(ok=True, message=..., rejected=n)``: the writer logs it once
+  and counts the rejected items.
+* 408, 429, 502, 503, 504 and connection errors: retried, honouring ``Retry-After`` (seconds or
+  an HTTP date).
+* Anything else (400, 401, 403, 404, 413, 415, other 5xx...): permanent for this batch, logged
+  once with the receiver's own message (a ``google.rpc.Status`` decoded from a protobuf or JSON
+  body, else the text) and the fix; the writer keeps the rows and tries again after a long pause.
+
+No message here contains a header value (they may hold API keys) or a URL's query string.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+import urllib3
+
+from ..otlp_config import SIGNALS, redact_url, resolve_otlp, unconsented_signals
+from ..otlp_rows import (
+    OtlpJsonRows,
+    OtlpProtobufRows,
+    delimited,
+    json_resource,
+    json_scope,
+    protobuf_resource,
+    protobuf_scope,
+    varint,
+)
+from ..ring import split_delimited
+from ..transport import (
+    USER_AGENT,
+    Codec,
+    HttpClient,
+    Outcome,
+    Prepared,
+    codec,
+    describe_connection_error,
+    parse_retry_after,
+)
+
+if TYPE_CHECKING:
+    from ..config import TelemetryConfig
+    from ..records import RowEncoder
+    from ..resource import Resource
+    from ..writer import WriterSettings
+
+log = logging.getLogger("automagik_telemetry.otlp")
+
+JSON_TYPE: Final = "application/json"
+PROTOBUF_TYPE: Final = "application/x-protobuf"
+RETRYABLE_STATUS: Final = frozenset({408, 429, 502, 503, 504})
+MAX_MESSAGE: Final = 500
+
+# JSON envelope names per signal: (resource list, scope list, item list).
+_JSON_NAMES: Final = (
+    ("resourceSpans", "scopeSpans", "spans"),
+    ("resourceMetrics", "scopeMetrics", "metrics"),
+    ("resourceLogs", "scopeLogs", "logRecords"),
+)
+# partial_success counters per signal, in OTLP/JSON spelling.
+_REJECTED_JSON: Final = ("rejectedSpans", "rejectedDataPoints", "rejectedLogRecords")
+ITEM_NAMES: Final = ("spans", "data points", "log records")
+
+
+# --- the application side -------------------------------------------------------------------
+
+
+class SignalNotSent(RuntimeError):
+    """A track call for a signal that has no destination it may be sent to."""
+
+
+def otlp_row_encoder(config: TelemetryConfig, resource: Resource) -> RowEncoder:
+    """The row encoder of ``config``'s OTLP protocol. Signals that may not be sent (no endpoint
+    of their own while consent came only from the endpoint configured for another signal)
+    raise ``SignalNotSent`` instead: the client counts those calls as dropped and logs why once,
+    and nothing of them leaves the process."""
+    destination = resolve_otlp(config, os.environ)
+    rows: OtlpJsonRows | OtlpProtobufRows
+    rows = OtlpProtobufRows() if destination.protocol == "http/protobuf" else OtlpJsonRows()
+    for signal in unconsented_signals(config, destination):
+        method = {"traces": "span", "metrics": "metric", "logs": "log"}[signal]
+        setattr(rows, method, _refuse(not_sent_message(signal)))
+    return rows
+
+
+def _refuse(message: str) -> Any:
+    def refuse(*args: Any) -> bytes:
+        raise SignalNotSent(message)
+
+    return refuse
+
+
+def not_sent_message(signal: str) -> str:
+    option = {"traces": "endpoint", "metrics": "metrics_endpoint", "logs": "logs_endpoint"}[signal]
+    return (
+        f"{signal} are not sent: no endpoint is configured for them ({option} or "
+        f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT) and sending them to the vendor's default "
+        "endpoint needs an opt-in (enabled=True or AUTOMAGIK_TELEMETRY_ENABLED=true)"
+    )
+
+
+def writer_options(config: TelemetryConfig, resource: Resource) -> dict[str, Any]:
+    """The OTLP fields of ``WriterSettings``: destination per signal and the encoded resource.
+    Warnings about ignored ``OTEL_EXPORTER_OTLP_*`` values are logged here, once per start."""
+    destination = resolve_otlp(config, os.environ)
+    for warning in destination.warnings:
+        log.warning("%s", warning)
+    endpoints = list(destination.endpoints)
+    for signal in unconsented_signals(config, destination):
+        endpoints[SIGNALS.index(signal)] = ""
+    protobuf = destination.protocol == "http/protobuf"
+    headers = destination.headers
+    same_headers = headers[0] == headers[1] == headers[2]
+    return {
+        "otlp_endpoints": (endpoints[0], endpoints[1], endpoints[2]),
+        "otlp_protocol": destination.protocol,
+        "otlp_headers": headers[0] if same_headers else {},
+        "otlp_signal_headers": None if same_headers else headers,
+        "otlp_resource": protobuf_resource(resource) if protobuf else json_resource(resource),
+        "otlp_compressions": destination.compressions,
+        "otlp_timeouts": destination.timeouts,
+        "record_format": "protobuf" if protobuf else "lines",
+    }
+
+
+# --- framing --------------------------------------------------------------------------------
+
+
+def json_envelope(kind: int, resource: bytes, scope: bytes) -> tuple[bytes, bytes]:
+    """(prefix, suffix) of an OTLP/JSON export request of ring kind ``kind``."""
+    outer, inner, items = _JSON_NAMES[kind]
+    prefix = (
+        f'{{"{outer}":[{{"resource":'.encode()
+        + resource
+        + f',"{inner}":[{{"scope":'.encode()
+        + scope
+        + f',"{items}":['.encode()
+    )
+    return prefix, b"]}]}]}"
+
+
+def frame_json(prefix: bytes, suffix: bytes, body: bytes | bytearray) -> bytes:
+    """A JSON request around rows that each end with ``}\\n``."""
+    return b"".join((prefix, body.replace(b"\n{", b",{"), suffix))
+
+
+def frame_protobuf(resource_field: bytes, scope_field: bytes, body: bytes | bytearray) -> bytes:
+    """An ``Export*ServiceRequest`` around rows that are each a field 2 of ``Scope*``:
+    ``resource_*`` (1) { ``resource`` (1), ``scope_*`` (2) { ``scope`` (1), body } }."""
+    scope_length = len(scope_field) + len(body)
+    scope_head = b"\x12" + varint(scope_length)
+    outer_length = len(resource_field) + len(scope_head) + scope_length
+    head = b"\x0a" + varint(outer_length) + resource_field + scope_head + scope_field
+    return b"".join((head, body))
+
+
+# --- answers --------------------------------------------------------------------------------
+
+
+def _read_varint(data: bytes, position: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if position >= len(data) or shift > 63:
+            raise ValueError("truncated varint")
+        byte = data[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, position
+        shift += 7
+
+
+def protobuf_fields(data: bytes) -> Iterator[tuple[int, int | bytes]]:
+    """(field number, value) of a protobuf message's top-level fields; ValueError if malformed."""
+    position = 0
+    size = len(data)
+    while position < size:
+        key, position = _read_varint(data, position)
+        number, wire = key >> 3, key & 7
+        value: int | bytes
+        if wire == 0:
+            value, position = _read_varint(data, position)
+        elif wire == 2:
+            length, position = _read_varint(data, position)
+            value = data[position : position + length]
+            position += length
+        elif wire in (1, 5):
+            width = 8 if wire == 1 else 4
+            value = data[position : position + width]
+            position += width
+        else:
+            raise ValueError(f"unsupported wire type {wire}")
+        if position > size:
+            raise ValueError("truncated field")
+        yield number, value
+
+
+def _media_type(response: urllib3.BaseHTTPResponse) -> str:
+    return (response.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+
+
+def _tidy(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
+
+
+def receiver_message(response: urllib3.BaseHTTPResponse) -> str:
+    """The receiver's own words: the message of a ``google.rpc.Status`` (protobuf or JSON), or
+    the body's text."""
+    data = bytes(response.data or b"")[:65536]
+    media = _media_type(response)
+    if not data:
+        return ""
+    if media == PROTOBUF_TYPE:
+        try:
+            for number, value in protobuf_fields(data):
+                if number == 2 and isinstance(value, bytes):
+                    return _tidy(value.decode("utf-8", "replace"))
+        except ValueError:
+            pass
+        return f"(an unreadable protobuf body of {len(data)} bytes)"
+    text = data.decode("utf-8", "replace")
+    if media.endswith("json") or text.lstrip().startswith("{"):
+        try:
+            document = json.loads(text)
+        except ValueError:
+            document = None
+        if isinstance(document, dict):
+            message = document.get("message") or document.get("error")
+            if isinstance(message, str) and message:
+                return _tidy(message)
+    return _tidy(text)
+
+
+@dataclass(frozen=True)
+class PartialSuccess:
+    rejected: int
+    message: str
+
+
+def partial_success(kind: int, response: urllib3.BaseHTTPResponse) -> PartialSuccess | None:
+    """The ``partial_success`` of a 2xx ``Export*ServiceResponse``, if it says anything."""
+    data = bytes(response.data or b"")
+    if not data:
+        return None
+    rejected, message = 0, ""
+    if _media_type(response) == PROTOBUF_TYPE:
+        try:
+            for number, value in protobuf_fields(data):
+                if number == 1 and isinstance(value, bytes):
+                    for inner, item in protobuf_fields(value):
+                        if inner == 1 and isinstance(item, int):
+                            rejected = item - (1 << 64) if item >= 1 << 63 else item
+                        elif inner == 2 and isinstance(item, bytes):
+                            message = item.decode("utf-8", "replace")
+        except ValueError:
+            return None
+    else:
+        try:
+            document = json.loads(data)
+        except ValueError:
+            return None
+        part = document.get("partialSuccess") or document.get("partial_success") or {}
+        if not isinstance(part, dict):
+            return None
+        camel = _REJECTED_JSON[kind]
+        snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in camel)
+        try:
+            rejected = int(part.get(camel) or part.get(snake) or 0)
+        except (TypeError, ValueError):
+            rejected = 0
+        text = part.get("errorMessage") or part.get("error_message") or ""
+        message = text if isinstance(text, str) else str(text)
+    if rejected <= 0 and not message:
+        return None
+    return PartialSuccess(max(rejected, 0), _tidy(message))
+
+
+def classify(
+    response: urllib3.BaseHTTPResponse, *, kind: int, url: str, request_bytes: int = 0
+) -> Outcome:
+    """Turn an OTLP/HTTP answer into an Outcome, with the receiver's message and the fix."""
+    status = response.status
+    signal = SIGNALS[kind]
+    where = f"the OTLP receiver at {redact_url(url)}"
+    if 200 <= status < 300:
+        partial = partial_success(kind, response)
+        if partial is None:
+            return Outcome.delivered(status)
+        said = f": {partial.message}" if partial.message else ""
+        return Outcome(
+            ok=True,
+            status=status,
+            key=f"partial:{signal}",
+            rejected=partial.rejected,
+            message=(
+                f"{where} accepted a {signal} request but rejected {partial.rejected} "
+                f"{ITEM_NAMES[kind]} of it (partial success){said}; those items are not stored"
+            ),
+        )
+    said = receiver_message(response) or response.reason or ""
+    said = f": {said}" if said else ""
+    if status in RETRYABLE_STATUS:
+        return Outcome(
+            ok=False,
+            retryable=True,
+            status=status,
+            key=f"otlp:{status}",
+            retry_after=parse_retry_after(response.headers),
+            message=f"{where} answered HTTP {status}{said}; retrying",
+        )
+    if status in (401, 403):
+        fix = (
+            "Fix: give the credentials your vendor documents with otlp_headers (or "
+            "OTEL_EXPORTER_OTLP_HEADERS), e.g. 'authorization=Bearer <token>'"
+        )
+    elif status == 404:
+        fix = (
+            "Fix: check endpoint / metrics_endpoint / logs_endpoint (a collector takes "
+            "http://host:4318/v1/traces, /v1/metrics and /v1/logs)"
+        )
+    elif status == 413:
+        fix = (
+            f"The request was {request_bytes} bytes. Fix: lower max_batch_bytes "
+            "(AUTOMAGIK_TELEMETRY_MAX_BATCH_BYTES) below the receiver's limit"
+        )
+    elif status == 415:
+        fix = "Fix: set otlp_protocol to the encoding the receiver reads, or compression='none'"
+    elif 300 <= status < 400:
+        location = redact_url(response.headers.get("Location") or "") or "elsewhere"
+        fix = f"Fix: set the endpoint to where it redirects ({location})"
+    elif status == 400:
+        fix = (
+            "The receiver could not accept the data: if it names an attribute or a limit, fix "
+            "that; otherwise report it to automagik-telemetry"
+        )
+    else:
+        fix = "Fix: check the receiver's logs"
+    return Outcome(
+        ok=False,
+        retryable=False,
+        status=status,
+        key=f"otlp:{status}:{signal}",
+        message=(
+            f"{where} refused a {signal} request (HTTP {status}){said}. {fix}; the rows are "
+            "kept and sent again later"
+        ),
+    )
+
+
+def connection_outcome(exc: Exception, url: str) -> Outcome:
+    cause = describe_connection_error(exc)
+    return Outcome(
+        ok=False,
+        retryable=True,
+        key=f"connect:{cause}",
+        message=(
+            f"cannot reach the OTLP receiver at {redact_url(url)}: {cause}. Fix: start the "
+            "collector or set endpoint (AUTOMAGIK_TELEMETRY_ENDPOINT or "
+            "OTEL_EXPORTER_OTLP_ENDPOINT); rows are kept and retried"
+        ),
+    )
+
+
+# --- the sink -------------------------------------------------------------------------------
+
+
+@dataclass
+class Route:
+    """Where and how one signal goes."""
+
+    kind: int
+    url: str  # "" when the signal may not be sent
+    headers: dict[str, str]  # request headers without Content-Encoding
+    codec: Codec
+    http: HttpClient
+    prefix: bytes = b""  # JSON envelope, or the protobuf resource field
+    suffix: bytes = b""  # JSON envelope, or the protobuf scope field
+    compressed_headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Unsent(Prepared):
+    """A batch of a signal that may not be sent (see ``otlp_row_encoder``): acknowledged
+    without a request, reported once."""
+
+    rows: int = 0
+
+
+def request_headers(
+    content_type: str, extra: Mapping[str, str], content_encoding: str | None
+) -> dict[str, str]:
+    """The user's headers, then ours: Content-Type and Content-Encoding always ours, User-Agent
+    unless the user gave one (pool headers do not apply once a request names its own)."""
+    headers = {k: v for k, v in extra.items() if k.lower() not in ("content-type", "content-encoding")}
+    if not any(k.lower() == "user-agent" for k in headers):
+        headers["User-Agent"] = USER_AGENT
+    headers["Content-Type"] = content_type
+    if content_encoding:
+        headers["Content-Encoding"] = content_encoding
+    return headers
+
+
+class OtlpSink:
+    """Sends framed batches to the three OTLP/HTTP endpoints."""
+
+    name = "otlp"
+
+    def __init__(
+        self,
+        routes: tuple[Route, Route, Route],
+        *,
+        protobuf: bool,
+        compression_threshold: int = 1024,
+        clients: tuple[HttpClient, ...] = (),
+    ) -> None:
+        self.routes = routes
+        self.protobuf = protobuf
+        self.compression_threshold = compression_threshold
+        self._clients = clients or tuple({id(r.http): r.http for r in routes}.values())
+
+    @classmethod
+    def from_settings(cls, settings: WriterSettings, http: HttpClient) -> OtlpSink:
+        protobuf = settings.otlp_protocol == "http/protobuf"
+        resource = settings.otlp_resource
+        clients: dict[float, HttpClient] = {settings.timeout: http}
+        pool_size = max(2, settings.max_in_flight)
+        routes: list[Route] = []
+        for kind in range(len(SIGNALS)):
+            timeout = settings.otlp_timeouts[kind] or settings.timeout
+            if timeout not in clients:
+                clients[timeout] = HttpClient(timeout, pool_size=pool_size)
+            name = settings.otlp_compressions[kind] or settings.compression
+            chosen = codec("gzip" if name == "auto" else name)
+            extra = (
+                settings.otlp_signal_headers[kind]
+                if settings.otlp_signal_headers is not None
+                else settings.otlp_headers
+            )
+            content_type = PROTOBUF_TYPE if protobuf else JSON_TYPE
+            if protobuf:
+                prefix = delimited(b"\x0a", resource)
+                suffix = delimited(b"\x0a", protobuf_scope())
+            else:
+                prefix, suffix = json_envelope(kind, resource or b"{}", json_scope())
+            routes.append(
+                Route(
+                    kind=kind,
+                    url=settings.otlp_endpoints[kind],
+                    headers=request_headers(content_type, extra, None),
+                    codec=chosen,
+                    http=clients[timeout],
+                    prefix=prefix,
+                    suffix=suffix,
+                    compressed_headers=request_headers(
+                        content_type, extra, chosen.content_encoding
+                    ),
+                )
+            )
+        return cls(
+            (routes[0], routes[1], routes[2]),
+            protobuf=protobuf,
+            compression_threshold=settings.compression_threshold,
+            clients=tuple(clients.values()),
+        )
+
+    def discover(self) -> Outcome:
+        """Nothing to learn: OTLP receivers all read the same requests."""
+        return Outcome.delivered()
+
+    def frame(self, kind: int, body: bytes | bytearray) -> bytes:
+        route = self.routes[kind]
+        if self.protobuf:
+            return frame_protobuf(route.prefix, route.suffix, body)
+        return frame_json(route.prefix, route.suffix, body)
+
+    def prepare(self, kind: int, body: bytes | bytearray, token: str | None) -> Prepared:
+        """The request of one batch, framed and compressed once."""
+        route = self.routes[kind]
+        if not route.url:
+            rows = split_delimited(bytes(body), len(body))[1] if self.protobuf else body.count(b"\n")
+            return Unsent(kind, b"", rows=rows)
+        payload = self.frame(kind, body)
+        if route.codec.content_encoding and len(payload) >= self.compression_threshold:
+            return Prepared(kind, route.codec.compress(payload), route.url, route.compressed_headers)
+        return Prepared(kind, payload, route.url, route.headers)
+
+    def send(self, prepared: Prepared) -> Outcome:
+        route = self.routes[prepared.kind]
+        if isinstance(prepared, Unsent):
+            return Outcome(
+                ok=True,
+                key=f"unsent:{SIGNALS[prepared.kind]}",
+                rejected=prepared.rows,
+                message=not_sent_message(SIGNALS[prepared.kind]),
+            )
+        try:
+            response = route.http.post(prepared.url, prepared.wire, prepared.headers)
+        except urllib3.exceptions.HTTPError as exc:
+            return connection_outcome(exc, prepared.url)
+        return classify(
+            response, kind=prepared.kind, url=prepared.url, request_bytes=len(prepared.wire)
+        )
+
+    def close(self) -> None:
+        for client in self._clients:
+            client.close()
