@@ -120,6 +120,7 @@ class AutomagikTelemetry:
         self._accepted = 0
         self._dropped: dict[str, int] = {}
         self._gave_up = False
+        self._in_event_loop = threading.local()
         self._warned: set[str] = set()
         self._lock = threading.Lock()
         self._ring: RingWriter | None = None
@@ -325,6 +326,7 @@ class AutomagikTelemetry:
         if (
             self.config.on_full == "block"
             and not self._gave_up
+            and not getattr(self._in_event_loop, "active", False)
             and self._wait_for_room(ring_writer, kind, row, closing)
         ):
             self._accepted += 1
@@ -549,12 +551,11 @@ class AutomagikTelemetry:
         ):
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.02)
-        saved = self.config.on_full
-        self.config.on_full = "drop"  # the loop must not sleep inside the call
+        self._in_event_loop.active = True  # this thread's call must not sleep if still full
         try:
             track(*args)
         finally:
-            self.config.on_full = saved
+            self._in_event_loop.active = False
 
     async def flush_async(self, timeout: float | None = None) -> bool:
         """``flush`` that waits with ``asyncio.sleep``."""

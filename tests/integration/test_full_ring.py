@@ -1,0 +1,80 @@
+"""The full-ring policy, applied and counted exactly (the sink is unreachable, so nothing drains)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from automagik_telemetry import AutomagikTelemetry
+from automagik_telemetry.records import ClickHouseRows
+
+RING = 64 * 1024
+DEAD = "http://127.0.0.1:9"  # nothing listens on the discard port here
+
+
+def row_size() -> int:
+    # the same row the client writes: its size depends only on the name and attributes
+    return len(ClickHouseRows().span(time.time_ns(), "fill", {"n": 1}, None))
+
+
+def fill(client: AutomagikTelemetry, n: int) -> None:
+    for _ in range(n):
+        client.track_event("fill", {"n": 1})
+
+
+def test_drop_policy_counts_every_row_it_refuses() -> None:
+    client = AutomagikTelemetry(
+        project_name="full", version="1", backend="clickhouse", clickhouse_endpoint=DEAD,
+        ring_size=RING, on_full="drop", timeout=0.5, max_retries=0,
+    )  # fmt: skip
+    fill(client, 5000)
+    status = client.get_status()
+    client.shutdown(timeout=0.1)
+    fits = RING // row_size()
+    assert status["accepted"] == fits
+    assert status["dropped"] == {"ring_full": 5000 - fits}
+
+
+def test_block_policy_waits_once_then_drops_at_once() -> None:
+    client = AutomagikTelemetry(
+        project_name="full", version="1", backend="clickhouse", clickhouse_endpoint=DEAD,
+        ring_size=RING, on_full="block", block_timeout=0.3, timeout=0.5, max_retries=0,
+    )  # fmt: skip
+    fits = RING // row_size()
+    fill(client, fits)
+    started = time.monotonic()
+    fill(client, 1000)  # the first waits block_timeout, the rest drop without waiting
+    elapsed = time.monotonic() - started
+    status = client.get_status()
+    client.shutdown(timeout=0.1)
+    assert status["accepted"] == fits
+    assert status["dropped"] == {"ring_full": 1000}
+    assert 0.3 <= elapsed < 0.3 + 1.0
+
+
+def test_async_track_never_sleeps_inside_the_loop() -> None:
+    client = AutomagikTelemetry(
+        project_name="full", version="1", backend="clickhouse", clickhouse_endpoint=DEAD,
+        ring_size=RING, on_full="block", block_timeout=0.2, timeout=0.5, max_retries=0,
+    )  # fmt: skip
+    fits = RING // row_size()
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    async def main() -> None:
+        task = asyncio.create_task(ticker())
+        for _ in range(fits + 3):
+            await client.track_event_async("fill", {"n": 1})
+        task.cancel()
+
+    asyncio.run(main())
+    status = client.get_status()
+    client.shutdown(timeout=0.1)
+    assert status["accepted"] == fits
+    assert status["dropped"] == {"ring_full": 3}
+    assert ticks >= 10  # the loop kept running while the call waited for room
