@@ -1,4 +1,4 @@
-"""The full-ring policy, applied and counted exactly (the sink is unreachable, so nothing drains)."""
+"""The full-ring policy, applied and counted exactly (the sink is unreachable: nothing drains)."""
 
 from __future__ import annotations
 
