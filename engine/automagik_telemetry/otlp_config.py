@@ -141,13 +141,15 @@ class _Resolver:
         """Whether an option was set in code or by its AUTOMAGIK_TELEMETRY_* variable."""
         return self.source(option) != "default" and getattr(self.config, option) is not None
 
-    def otel(self, what: str, signal: str) -> tuple[str, str] | None:
-        """(variable, value) of the per-signal variable, else the generic one, if set."""
+    def otel(self, what: str, signal: str) -> list[tuple[str, str]]:
+        """(variable, value) of the per-signal variable, then of the generic one, those set.
+        Callers take the first valid one: an invalid value is ignored with a warning."""
+        found = []
         for name in (otel_var(what, signal), otel_var(what)):
             value = self.environ.get(name)
             if value is not None and value.strip():
-                return name, value.strip()
-        return None
+                found.append((name, value.strip()))
+        return found
 
     def warn(self, message: str) -> None:
         if message not in self.warnings:
@@ -191,9 +193,12 @@ class _Resolver:
             return self.config.otlp_protocol
         chosen: list[tuple[str, str]] = []  # per signal: (protocol, where it came from)
         for signal in SIGNALS:
-            found = self.otel("PROTOCOL", signal)
-            value = self._otel_protocol(*found) if found is not None else None
-            chosen.append((value, found[0]) if value and found else (DEFAULT_PROTOCOL, "default"))
+            valid = (
+                (value, name)
+                for name, text in self.otel("PROTOCOL", signal)
+                if (value := self._otel_protocol(name, text))
+            )
+            chosen.append(next(valid, (DEFAULT_PROTOCOL, "default")))
         protocol, where = chosen[0]
         if len({value for value, _ in chosen}) > 1:
             self.warn(
@@ -233,24 +238,22 @@ class _Resolver:
         if self.given("otlp_headers"):
             self.sources[f"{signal}_headers"] = self.source("otlp_headers")
             return dict(self.config.otlp_headers or {})
-        found = self.otel("HEADERS", signal)
-        if found is None:
-            return {}
-        name, text = found
-        if not configured:
-            self.warn(
-                f"{name} is not sent to the vendor's endpoint (it holds credentials for a "
-                "collector you configure with OTEL_EXPORTER_OTLP_ENDPOINT); use otlp_headers "
-                "for the vendor"
-            )
-            return {}
-        try:
-            parsed = _as_headers(name, text)
-        except ConfigError as exc:
-            self.warn(f"{exc}; {name} is ignored")
-            return {}
-        self.sources[f"{signal}_headers"] = name
-        return parsed
+        for name, text in self.otel("HEADERS", signal):
+            if not configured:
+                self.warn(
+                    f"{name} is not sent to the vendor's endpoint (it holds credentials for a "
+                    "collector you configure with OTEL_EXPORTER_OTLP_ENDPOINT); use "
+                    "otlp_headers for the vendor"
+                )
+                return {}
+            try:
+                parsed = _as_headers(name, text)
+            except ConfigError as exc:
+                self.warn(f"{exc}; {name} is ignored")
+                continue
+            self.sources[f"{signal}_headers"] = name
+            return parsed
+        return {}
 
     # --- compression
 
@@ -262,9 +265,7 @@ class _Resolver:
         if self.given("compression"):
             self.sources[f"{signal}_compression"] = self.source("compression")
             return auto_codec(url) if config.compression == "auto" else config.compression
-        found = self.otel("COMPRESSION", signal)
-        if found is not None:
-            name, text = found
+        for name, text in self.otel("COMPRESSION", signal):
             value = text.lower()
             if value in ("gzip", "none"):
                 self.sources[f"{signal}_compression"] = name
@@ -280,9 +281,7 @@ class _Resolver:
         if self.given("timeout"):
             self.sources[f"{signal}_timeout"] = self.source("timeout")
             return config.timeout
-        found = self.otel("TIMEOUT", signal)
-        if found is not None:
-            name, text = found
+        for name, text in self.otel("TIMEOUT", signal):
             try:
                 millis = float(text)
             except ValueError:

@@ -621,6 +621,7 @@ class OtlpJsonRows:
         self._encode_into = msgspec.json.Encoder(enc_hook=_json_fallback).encode_into
         self._buf = bytearray(1024)
         self._ids = _hex_ids()
+        self._scrubbing = False
 
     def span(
         self, time_ns: int, name: str, attributes: Mapping[str, Any] | None, error: str | None
@@ -644,7 +645,10 @@ class OtlpJsonRows:
                 _Status(error, STATUS_CODE_ERROR),
             )  # fmt: skip
         buf = self._buf
-        self._encode_into(row, buf)
+        try:
+            self._encode_into(row, buf)
+        except UnicodeEncodeError:  # a lone surrogate somewhere: rare, so handled here
+            return self._scrubbed(self.span, time_ns, name, attributes, error)
         buf.append(10)  # "\n": the row's end
         return buf
 
@@ -684,7 +688,10 @@ class OtlpJsonRows:
             else:
                 row = _Metric(name, gauge=_Gauge((point,)))
         buf = self._buf
-        self._encode_into(row, buf)
+        try:
+            self._encode_into(row, buf)
+        except UnicodeEncodeError:
+            return self._scrubbed(self.metric, time_ns, name, value, kind, attributes)
         buf.append(10)  # "\n": the row's end
         return buf
 
@@ -706,6 +713,31 @@ class OtlpJsonRows:
         else:
             row = _Log(ts, ts, severity.value, _SEVERITY_NAMES[severity], body)
         buf = self._buf
-        self._encode_into(row, buf)
+        try:
+            self._encode_into(row, buf)
+        except UnicodeEncodeError:
+            return self._scrubbed(self.log, time_ns, message, severity, attributes)
         buf.append(10)  # "\n": the row's end
         return buf
+
+    def _scrubbed(self, method: Any, *args: Any) -> bytearray:
+        """Encode again with lone surrogates replaced by "?" (as the protobuf rows do), once."""
+        if self._scrubbing:
+            raise ValueError("a value's text cannot be encoded as UTF-8")
+        self._scrubbing = True
+        try:
+            row: bytearray = method(*(scrub(arg) for arg in args))
+            return row
+        finally:
+            self._scrubbing = False
+
+
+def scrub(value: Any) -> Any:
+    """``value`` with every string (keys too) made encodable as UTF-8."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, Mapping):
+        return {scrub(k): scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [scrub(item) for item in value]
+    return value

@@ -49,10 +49,13 @@ HISTOGRAM_BOUNDS: Final = (
     7500.0,
     10000.0,
 )
+# Pre-encoded JSON of the bounds and of each one-hot bucket count list: copied, not encoded.
+_BOUNDS_JSON: Final = msgspec.Raw(msgspec.json.encode(HISTOGRAM_BOUNDS))
 _ONE_HOT: Final = tuple(
-    tuple(1 if i == j else 0 for i in range(len(HISTOGRAM_BOUNDS) + 1))
+    msgspec.Raw(msgspec.json.encode([1 if i == j else 0 for i in range(len(HISTOGRAM_BOUNDS) + 1)]))
     for j in range(len(HISTOGRAM_BOUNDS) + 1)
 )
+_EMPTY_LIST: Final = msgspec.Raw(b"[]")
 INT64_MIN: Final = -(1 << 63)
 INT64_MAX: Final = (1 << 63) - 1
 EMPTY: Final[Mapping[str, Any]] = {}
@@ -118,8 +121,8 @@ class _MetricRow(msgspec.Struct, gc=False, omit_defaults=True):
     histogram_sum: float | str = 0.0
     histogram_min: float | str = 0.0
     histogram_max: float | str = 0.0
-    histogram_bucket_counts: tuple[int, ...] = ()
-    histogram_explicit_bounds: tuple[float, ...] = ()
+    histogram_bucket_counts: msgspec.Raw = _EMPTY_LIST
+    histogram_explicit_bounds: msgspec.Raw = _EMPTY_LIST
     attributes: Mapping[str, Any] = EMPTY
 
 
@@ -235,7 +238,7 @@ class ClickHouseRows:
             row = _MetricRow(
                 name, "HISTOGRAM", time_ns, as_int, as_float, 0, "DELTA",
                 1, as_float, as_float, as_float, _ONE_HOT[histogram_bucket(value)],
-                HISTOGRAM_BOUNDS, attrs,
+                _BOUNDS_JSON, attrs,
             )  # fmt: skip
         buf = self._buf
         self._encode_into(row, buf)
