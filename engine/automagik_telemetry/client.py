@@ -13,6 +13,7 @@ import asyncio
 import atexit
 import contextlib
 import functools
+import hashlib
 import logging
 import os
 import subprocess
@@ -52,6 +53,23 @@ class _Done:
 
     def __await__(self) -> Any:
         return iter(())
+
+
+def spool_directory(config: TelemetryConfig) -> str:
+    """This destination's directory in the spool: batches spooled for one destination are
+    only ever replayed to that destination. Empty (no spool) when spool_max_bytes is 0."""
+    if config.spool_max_bytes == 0:
+        return ""
+    if config.backend == "clickhouse":
+        where = [config.clickhouse_endpoint, config.clickhouse_database, config.clickhouse_table,
+                 config.clickhouse_metrics_table, config.clickhouse_logs_table]  # fmt: skip
+    elif config.backend == "embedded":
+        where = [config.resolved_embedded_path(), config.clickhouse_database]
+    else:
+        where = [config.endpoint or "", config.metrics_endpoint or "", config.logs_endpoint or "",
+                 config.otlp_protocol]  # fmt: skip
+    key = hashlib.sha256("\0".join([config.backend, *where]).encode()).hexdigest()[:16]
+    return os.path.join(config.resolved_spool_dir(), f"{config.backend}-{key}")
 
 
 def _package_root() -> str:
@@ -180,6 +198,9 @@ class AutomagikTelemetry:
             clickhouse_username=c.clickhouse_username,
             clickhouse_password=c.clickhouse_password,
             embedded_path=c.resolved_embedded_path() if c.backend == "embedded" else "",
+            spool_dir=spool_directory(c),
+            spool_max_bytes=c.spool_max_bytes,
+            spool_full_policy=c.spool_full_policy,
             **extra,
         )
 
@@ -668,6 +689,11 @@ class AutomagikTelemetry:
             )  # fmt: skip
             return status
         words = ring_writer.words
+        for reason, slot in (("spool_full", Slot.ROWS_DROPPED_WRITER),
+                             ("rejected_by_destination", Slot.ROWS_REJECTED)):  # fmt: skip
+            if int(words[slot]):
+                status["dropped"][reason] = int(words[slot])
+        status["dropped_total"] = sum(status["dropped"].values())
         used = ring_writer.used_bytes()
         capacity = ring_writer.capacity * len(ring.KINDS)
         writer = self._writer
@@ -687,7 +713,9 @@ class AutomagikTelemetry:
             sink_state=("unknown", "healthy", "retrying", "permanent_error")[
                 min(int(words[Slot.SINK_STATE]), 3)
             ],
-            pending=self._accepted - int(words[Slot.ROWS_SENT]),
+            spooled=int(words[Slot.ROWS_SPOOLED]),
+            spooled_batches=int(words[Slot.BATCHES_SPOOLED]),
+            spool_corrupt_files=int(words[Slot.SPOOL_CORRUPT]),
             queue_sizes={"traces": 0, "metrics": 0, "logs": 0},
         )
         return status

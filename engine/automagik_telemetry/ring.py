@@ -106,9 +106,11 @@ class Slot:
     BYTES_RAW: Final = 39
     ROWS_SPOOLED: Final = 40
     BATCHES_SPOOLED: Final = 41
-    ROWS_DROPPED_WRITER: Final = 42  # rows the writer could not keep (e.g. spool full)
+    ROWS_DROPPED_WRITER: Final = 42  # rows the spool could not keep (full, disk error)
     SINK_STATE: Final = 43  # 0 unknown, 1 healthy, 2 retrying, 3 permanent error
     WRITER_STARTS: Final = 44
+    SPOOL_CORRUPT: Final = 45
+    ROWS_REJECTED: Final = 46  # rows the destination refused in a partial success
     ERROR_SEQ: Final = 48  # seqlock over the message text
     ERROR_LEN: Final = 49
     ERROR_LEVEL: Final = 50
@@ -120,6 +122,8 @@ class Slot:
     FLUSH_REQUEST: Final = 3  # a head position the writer must deliver up to, now
     TAIL: Final = 16  # writer line
     DELIVERED: Final = 17  # position below which everything reached the sink itself
+    CUTS: Final = 32  # writer: up to CUT_SLOTS (start + 1, end) pairs, see CutTable
+    CUT_SLOTS: Final = 16
     ERROR_TEXT_OFFSET: Final = 2048  # byte offset of the message text in the header page
     ERROR_TEXT_MAX: Final = HEADER_BYTES - 2048
 
@@ -420,6 +424,40 @@ class RingReader(_RingView):
     def rewind(self) -> None:
         """Forget what was read but not committed: the next reads start at the tails again."""
         self.positions = [self.tail(k) for k in KINDS]
+
+
+class CutTable:
+    """The ring ranges a writer has handed to its senders, per ring, kept in the shared
+    segment. A writer that dies mid-send is replaced by one that reads from the tail again: it
+    finds here where the dead writer cut its batches and cuts them the same way, so a re-sent
+    batch carries the same deduplication token and a server that stored it stores it once."""
+
+    def __init__(self, words: memoryview) -> None:
+        self.words = words
+
+    def _slots(self, kind: int) -> range:
+        first = Slot.ring(kind, Slot.CUTS)
+        return range(first, first + 2 * Slot.CUT_SLOTS, 2)
+
+    def end_of(self, kind: int, start: int) -> int | None:
+        for slot in self._slots(kind):
+            if int(self.words[slot]) == start + 1:
+                return int(self.words[slot + 1])
+        return None
+
+    def remember(self, kind: int, start: int, end: int) -> None:
+        for slot in self._slots(kind):
+            if int(self.words[slot]) in (0, start + 1):
+                self.words[slot + 1] = end
+                self.words[slot] = start + 1
+                return
+
+    def forget(self, kind: int, start: int) -> None:
+        if start < 0:
+            return
+        for slot in self._slots(kind):
+            if int(self.words[slot]) == start + 1:
+                self.words[slot] = 0
 
 
 class RingCorrupted(RuntimeError):

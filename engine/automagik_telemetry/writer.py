@@ -39,7 +39,10 @@ from dataclasses import dataclass
 
 import msgspec
 
-from .ring import KIND_NAMES, KINDS, SPLITTERS, RingReader, SharedSegment, Slot
+import lz4.frame
+
+from .ring import KIND_NAMES, KINDS, SPLITTERS, CutTable, RingReader, SharedSegment, Slot
+from .spool import Spool, SpooledBatch
 from .transport import HttpClient, Outcome, RetrySchedule, Sink, wait
 
 log = logging.getLogger("automagik_telemetry.writer")
@@ -48,6 +51,7 @@ IDLE_MIN_SLEEP = 0.00005
 IDLE_MAX_SLEEP = 0.005
 PARKED_MAX_WAIT = 30.0  # longest pause between attempts once a batch's retries are spent
 EXIT_DELIVERY_DEADLINE = 30.0  # longest a writer asked to exit keeps trying
+SPOOL_ENCODING = "lz4-rows"  # spool files hold the ring's rows, LZ4-framed
 
 
 class WriterSettings(msgspec.Struct, frozen=True):
@@ -66,6 +70,9 @@ class WriterSettings(msgspec.Struct, frozen=True):
     compression_threshold: int
     max_in_flight: int = 2
     record_format: str = "lines"  # how rows are delimited in the rings: lines | protobuf
+    spool_dir: str = ""  # this destination's spool; "" disables spooling
+    spool_max_bytes: int = 256 * 1024 * 1024
+    spool_full_policy: str = "drop_newest"
     verbose: bool = False
     # ClickHouse and embedded
     clickhouse_endpoint: str = ""
@@ -128,6 +135,8 @@ class Batch:
     rows: int
     body: bytes
     token: str = ""  # deduplication token, fixed when the batch is first sent
+    spooled: SpooledBatch | None = None  # set for a batch replayed from the spool
+    attempts: int | None = None  # retries allowed; None: the configured max_retries
 
 
 class Senders:
@@ -203,6 +212,15 @@ class Writer:
         self._parked_wait = 0.0
         self._discovered = False
         self._exit_deadline: float | None = None
+        self.spool = (
+            Spool(settings.spool_dir, settings.spool_max_bytes, settings.spool_full_policy)
+            if settings.spool_dir
+            else None
+        )
+        self._spool_pending = self.spool is not None and len(self.spool) > 0
+        self._spooled_here: dict[str, tuple[int, int]] = {}  # token -> (kind, ring start)
+        self.healthy = True  # the sink took the last batch (optimistic at start)
+        self._cuts = CutTable(self.words)
         self.words[Slot.WRITER_PID] = os.getpid()
         self.words[Slot.WRITER_STARTS] = int(self.words[Slot.WRITER_STARTS]) + 1
 
@@ -257,6 +275,7 @@ class Writer:
         return min(max(5.0, s.timeout * (s.max_retries + 1)), EXIT_DELIVERY_DEADLINE)
 
     def empty(self) -> bool:
+        """Nothing left that this writer must deliver or spool before it exits."""
         if self.parked or self.senders.in_flight:
             return False
         return all(self.reader.available(k)[0] == self.reader.head(k) for k in KINDS)
@@ -272,6 +291,13 @@ class Writer:
             since = self._waiting_since[kind] = now
         settings = self.settings
         cap = self.batch_cap
+        cut = self._cuts.end_of(kind, start)
+        if cut is not None and cut <= head:
+            # a batch a previous writer started sending: cut it the same way, so that its
+            # deduplication token is the same and the server can recognise a repeat
+            body = self.reader.copy(kind, start, cut)
+            self.reader.advance(kind, cut)
+            return Batch(kind, start, cut, self._split(body, len(body))[1], body)
         body = self.reader.copy(kind, start, min(head, start + 2 * cap))
         length, rows = self._split(body, cap)
         due = (
@@ -300,7 +326,9 @@ class Writer:
         return start + length if length <= first_part else lap_end + (length - first_part)
 
     def collect(self) -> int:
-        """Take the sender's results: delivered batches are done, failed ones are parked."""
+        """Take the senders' results. A delivered batch is done (and leaves the spool if it
+        came from there); a ring batch that failed goes to the spool, so the ring moves on; a
+        spooled batch that failed goes back to the spool. Any failure pauses sending."""
         count = 0
         while True:
             try:
@@ -309,36 +337,112 @@ class Writer:
                 return count
             count += 1
             self.senders.done(batch)
-            if not ok:
-                self.parked.append(batch)
-                self.parked.sort(key=lambda b: (b.kind, b.start))
-                self._park()
+            self._cuts.forget(batch.kind, batch.start)
+            if ok:
+                self.healthy = True
+                if batch.spooled is not None and self.spool is not None:
+                    self.spool.remove(batch.spooled.path)
+                    self._spooled_here.pop(batch.token, None)
+                continue
+            self.healthy = False
+            self._park()
+            if batch.spooled is not None and self.spool is not None:
+                self.spool.release(batch.spooled)
+            else:
+                self.to_spool(batch)
+
+    def to_spool(self, batch: Batch) -> None:
+        """Keep a ring batch on disk (the ring can then move past it), or, without a spool,
+        in memory until the sink takes it."""
+        if self.spool is None:
+            self.parked.append(batch)
+            self.parked.sort(key=lambda b: (b.kind, b.start))
+            return
+        if not batch.token:
+            batch.token = self.token(batch)
+        ok = self.spool.put(batch.kind, batch.rows, batch.token, SPOOL_ENCODING,
+                            bytes(lz4.frame.compress(batch.body)))  # fmt: skip
+        with self._stats_lock:
+            if ok:
+                self._spool_pending = True
+                self._spooled_here[batch.token] = (batch.kind, batch.start)
+                self.words[Slot.ROWS_SPOOLED] = int(self.words[Slot.ROWS_SPOOLED]) + batch.rows
+                slot = Slot.BATCHES_SPOOLED
+                self.words[slot] = int(self.words[slot]) + 1
+            else:
+                self.publish(
+                    logging.ERROR,
+                    "spool-full",
+                    f"the spool at {self.settings.spool_dir} is full "
+                    f"({self.settings.spool_max_bytes} bytes, policy "
+                    f"{self.settings.spool_full_policy}): dropped {batch.rows} rows; counted in "
+                    "get_status(). Fix: bring the destination back, or raise spool_max_bytes",
+                )
+            self._publish_spool_counts()
+        self._cuts.forget(batch.kind, batch.start)
+
+    def _publish_spool_counts(self) -> None:
+        if self.spool is not None:
+            stats = self.spool.stats
+            self.words[Slot.ROWS_DROPPED_WRITER] = stats.rows_dropped
+            self.words[Slot.SPOOL_CORRUPT] = stats.corrupt_files
+
+    def token(self, batch: Batch) -> str:
+        return f"{self.segment.name}-{batch.kind}-{batch.start}-{batch.end}"
 
     def dispatch(self, exiting: bool) -> bool:
-        """Hand batches to free senders: parked batches whose pause is over first, then the
-        ready rows of the ring that waited longest."""
+        """Hand batches to free senders. While the sink is healthy: what the spool holds
+        first (oldest first), then the ready rows of the ring that waited longest. While it is
+        not: ready rows go straight to the spool (an outage never fills the ring), and one
+        batch at a time probes the sink when the pause is over."""
         handed = False
+        now = time.monotonic()
+        if not self.healthy and self.spool is not None:
+            for kind in KINDS:
+                while (batch := self.take(kind, now, exiting)) is not None:
+                    self.to_spool(batch)
+                    handed = True
         while self.senders.free:
             now = time.monotonic()
-            if now < self._parked_until and not (exiting and self._exit_deadline is None):
+            paused = now < self._parked_until and not (exiting and self._exit_deadline is None)
+            if paused or (not self.healthy and self.senders.in_flight):
                 break
             if self.parked:
                 self.senders.submit(self.parked.pop(0))
                 handed = True
                 continue
+            if self._spool_pending and self.spool is not None:
+                spooled = self.spool.take_oldest()
+                if spooled is None:
+                    self._spool_pending = False
+                else:
+                    self.senders.submit(self._replay(spooled))
+                    handed = True
+                    continue
             order = sorted(KINDS, key=lambda k: self._waiting_since[k] or now)
             batch = next((b for k in order if (b := self.take(k, now, exiting))), None)
             if batch is None:
                 break
+            self._cuts.remember(batch.kind, batch.start, batch.end)
             self.senders.submit(batch)
             handed = True
         return handed
 
+    def _replay(self, spooled: SpooledBatch) -> Batch:
+        header = spooled.header
+        body = spooled.body
+        if header.encoding == SPOOL_ENCODING:
+            body = lz4.frame.decompress(body)
+        # While the sink is down, a replay is a probe: one attempt, then back to the spool.
+        attempts = None if self.healthy else 0
+        return Batch(header.kind, -1, -1, header.rows, body, header.token, spooled, attempts)
+
     def deliver(self, batch: Batch) -> bool:
         """(Sender thread) Send one batch with its retries. True when the sink has it."""
-        schedule = RetrySchedule(self.settings.max_retries, self.settings.retry_backoff_base)
+        retries = self.settings.max_retries if batch.attempts is None else batch.attempts
+        schedule = RetrySchedule(retries, self.settings.retry_backoff_base)
         if not batch.token:
-            batch.token = f"{self.segment.name}-{batch.kind}-{batch.start}-{batch.end}"
+            batch.token = self.token(batch)
         prepared = None
         while True:
             outcome = self._discover()
@@ -413,7 +517,7 @@ class Writer:
         rejected items and log the message once per kind."""
         with self._stats_lock:
             if outcome.rejected:
-                slot = Slot.ROWS_DROPPED_WRITER
+                slot = Slot.ROWS_REJECTED
                 self.words[slot] = int(self.words[slot]) + outcome.rejected
             self.publish(logging.WARNING, outcome.key or outcome.message, outcome.message)
 
@@ -445,17 +549,23 @@ class Writer:
         self.reader.write_message(level, message)
 
     def commit(self) -> None:
-        """Move each ring's tail to the start of its oldest undelivered batch."""
-        pending = self.parked + self.senders.in_flight
+        """Move each ring's tail to the start of its oldest batch neither delivered nor
+        spooled; ``DELIVERED`` (what ``flush`` waits for) also stays below spooled batches."""
+        pending = self.parked + [b for b in self.senders.in_flight if b.spooled is None]
+        spooled = list(self._spooled_here.values())
         for kind in KINDS:
             starts = [b.start for b in pending if b.kind == kind]
             position = min(starts) if starts else self.reader.positions[kind]
             if position > self.reader.tail(kind):
                 self.reader.commit(kind, position)
-                self.words[Slot.ring(kind, Slot.DELIVERED)] = position
+            on_disk = [start for k, start in spooled if k == kind]
+            delivered = min([position, *on_disk])
+            slot = Slot.ring(kind, Slot.DELIVERED)
+            if delivered > int(self.words[slot]):
+                self.words[slot] = delivered
 
     def _lost_message(self) -> str:
-        rows = sum(b.rows for b in self.parked)
+        rows = sum(b.rows for b in self.parked) + sum(b.rows for b in self.senders.in_flight)
         pending = sum(self.reader.head(k) - self.reader.positions[k] for k in KINDS)
         return (
             f"writer exiting: {self.sink.name} could not take {rows} rows (and {pending} unread "

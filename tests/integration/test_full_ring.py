@@ -1,4 +1,5 @@
-"""The full-ring policy, applied and counted exactly (the sink is unreachable: nothing drains)."""
+"""The full-ring policy, applied and counted exactly: the sink is unreachable and the spool is
+off (spool_max_bytes=0), so nothing drains."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def fill(client: AutomagikTelemetry, n: int) -> None:
 def test_drop_policy_counts_every_row_it_refuses() -> None:
     client = AutomagikTelemetry(
         project_name="full", version="1", backend="clickhouse", clickhouse_endpoint=DEAD,
-        ring_size=RING, on_full="drop", timeout=0.5, max_retries=0,
+        ring_size=RING, spool_max_bytes=0, on_full="drop", timeout=0.5, max_retries=0,
     )  # fmt: skip
     fill(client, 5000)
     status = client.get_status()
@@ -38,7 +39,7 @@ def test_drop_policy_counts_every_row_it_refuses() -> None:
 def test_block_policy_waits_once_then_drops_at_once() -> None:
     client = AutomagikTelemetry(
         project_name="full", version="1", backend="clickhouse", clickhouse_endpoint=DEAD,
-        ring_size=RING, on_full="block", block_timeout=0.3, timeout=0.5, max_retries=0,
+        ring_size=RING, spool_max_bytes=0, on_full="block", block_timeout=0.3, timeout=0.5, max_retries=0,
     )  # fmt: skip
     fits = RING // row_size()
     fill(client, fits)
@@ -55,7 +56,7 @@ def test_block_policy_waits_once_then_drops_at_once() -> None:
 def test_async_track_never_sleeps_inside_the_loop() -> None:
     client = AutomagikTelemetry(
         project_name="full", version="1", backend="clickhouse", clickhouse_endpoint=DEAD,
-        ring_size=RING, on_full="block", block_timeout=0.2, timeout=0.5, max_retries=0,
+        ring_size=RING, spool_max_bytes=0, on_full="block", block_timeout=0.2, timeout=0.5, max_retries=0,
     )  # fmt: skip
     fits = RING // row_size()
     ticks = 0

@@ -103,9 +103,10 @@ def otlp_row_encoder(config: TelemetryConfig, resource: Resource) -> RowEncoder:
     destination = resolve_otlp(config, os.environ)
     rows: OtlpJsonRows | OtlpProtobufRows
     rows = OtlpProtobufRows() if destination.protocol == "http/protobuf" else OtlpJsonRows()
-    for signal in unconsented_signals(config, destination):
+    refused = unconsented_signals(config, destination)
+    for signal in refused:
         method = {"traces": "span", "metrics": "metric", "logs": "log"}[signal]
-        setattr(rows, method, _refuse(not_sent_message(signal)))
+        setattr(rows, method, _refuse(not_sent_message(refused)))
     return rows
 
 
@@ -116,11 +117,13 @@ def _refuse(message: str) -> Any:
     return refuse
 
 
-def not_sent_message(signal: str) -> str:
-    option = {"traces": "endpoint", "metrics": "metrics_endpoint", "logs": "logs_endpoint"}[signal]
+def not_sent_message(signals: list[str]) -> str:
+    options = {"traces": "endpoint", "metrics": "metrics_endpoint", "logs": "logs_endpoint"}
+    names = " and ".join(signals)
     return (
-        f"{signal} are not sent: no endpoint is configured for them ({option} or "
-        f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT) and sending them to the vendor's default "
+        f"{names} are not sent: no endpoint is configured for them "
+        f"({', '.join(options[s] for s in signals)} or "
+        f"OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT) and sending them to the vendor's default "
         "endpoint needs an opt-in (enabled=True or AUTOMAGIK_TELEMETRY_ENABLED=true)"
     )
 
@@ -518,7 +521,7 @@ class OtlpSink:
                 ok=True,
                 key=f"unsent:{SIGNALS[prepared.kind]}",
                 rejected=prepared.rows,
-                message=not_sent_message(SIGNALS[prepared.kind]),
+                message=not_sent_message([SIGNALS[prepared.kind]]),
             )
         try:
             response = route.http.post(prepared.url, prepared.wire, prepared.headers)

@@ -1,0 +1,234 @@
+"""A bounded on-disk spool of batches that could not be delivered.
+
+A batch whose retries are spent is written here, already framed and compressed, with its
+deduplication token, so that the ring can move on: the application is never blocked by an
+outage and nothing it tracked is lost. Batches are replayed oldest first as soon as the sink
+answers again, and deleted only after the sink acknowledged them.
+
+One directory per destination (several applications may share it: their writers all replay what
+is there). One file per batch, named ``<time_ns>-<pid>-<kind>.batch`` (names sort oldest first),
+written to a temporary name, fsynced, then renamed: a crash leaves either the whole file or none.
+A writer claims a file before sending it by renaming it to ``….claimed-<pid>``, so two writers
+never send the same batch; a claim whose process is gone is released at start-up. A file holds a
+JSON header line (kind, rows, token, content encoding, body length and CRC-32) and the body. A
+file that does not parse or whose CRC does not match is moved to ``corrupt/`` with one log line;
+it never stops the writer.
+
+The spool is bounded (``max_bytes``). When a batch does not fit, the policy decides: keep the
+oldest batches and drop the new one (``drop_newest``, the default: what is spooled is already
+promised to nobody but is older, hence more likely to matter for a gap), or drop the oldest
+until it fits (``drop_oldest``). Every drop is counted (rows and batches) for ``get_status()``.
+Credentials are never written: a replayed batch gets the sink's current URL and headers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import msgspec
+
+log = logging.getLogger("automagik_telemetry.spool")
+
+SUFFIX: Final = ".batch"
+FORMAT_VERSION: Final = 1
+
+
+class SpoolHeader(msgspec.Struct, frozen=True):
+    version: int
+    kind: int
+    rows: int
+    token: str
+    encoding: str  # Content-Encoding of the body, "" when uncompressed
+    length: int
+    crc32: int
+
+
+@dataclass(frozen=True)
+class SpooledBatch:
+    path: Path
+    header: SpoolHeader
+    body: bytes
+
+
+@dataclass
+class SpoolStats:
+    batches_written: int = 0
+    rows_written: int = 0
+    batches_dropped: int = 0
+    rows_dropped: int = 0
+    corrupt_files: int = 0
+
+
+class Spool:
+    def __init__(self, directory: str | os.PathLike[str], max_bytes: int, policy: str) -> None:
+        self.directory = Path(directory)
+        self.max_bytes = max_bytes
+        self.policy = policy
+        self.stats = SpoolStats()
+        self._pid = os.getpid()
+        self._last_name = 0
+        self._ready = False
+
+    def _open(self) -> None:
+        """Create the directory; release what writers that are gone left claimed."""
+        if self._ready:
+            return
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for path in self.directory.glob("*.claimed-*"):
+            owner = int(path.name.rsplit("-", 1)[1] or 0)
+            if owner == self._pid or not _alive(owner):
+                os.replace(path, path.with_name(path.name.split(".claimed-")[0]))
+        for stale in self.directory.glob("*.tmp-*"):
+            owner = int(stale.name.rsplit("-", 1)[1] or 0)
+            if not _alive(owner):
+                stale.unlink(missing_ok=True)
+        self._ready = True
+
+    def _entries(self) -> list[os.DirEntry[str]]:
+        with os.scandir(self.directory) as it:
+            return [e for e in it if e.name.endswith(SUFFIX) and e.is_file()]
+
+    @property
+    def used_bytes(self) -> int:
+        self._open()
+        return sum(e.stat().st_size for e in self._entries())
+
+    def __len__(self) -> int:
+        self._open()
+        return len(self._entries())
+
+    def put(self, kind: int, rows: int, token: str, encoding: str, body: bytes) -> bool:
+        """Write a batch durably. False when it was dropped (spool full and drop_newest, or
+        the disk refused it); the drop is counted."""
+        self._open()
+        header = SpoolHeader(FORMAT_VERSION, kind, rows, token, encoding, len(body),
+                             zlib.crc32(body))  # fmt: skip
+        head = msgspec.json.encode(header) + b"\n"
+        size = len(head) + len(body)
+        if not self._make_room(size):
+            self._count_drop(rows)
+            return False
+        name = max(time.time_ns(), self._last_name + 1)
+        self._last_name = name
+        path = self.directory / f"{name:020d}-{self._pid}-{kind}{SUFFIX}"
+        temporary = path.with_name(f"{path.name}.tmp-{self._pid}")
+        try:
+            with open(temporary, "wb") as out:
+                out.write(head)
+                out.write(body)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temporary, path)
+            _fsync_directory(self.directory)
+        except OSError as exc:
+            temporary.unlink(missing_ok=True)
+            log.warning("cannot spool a batch of %d rows to %s: %s", rows, self.directory, exc)
+            self._count_drop(rows)
+            return False
+        self.stats.batches_written += 1
+        self.stats.rows_written += rows
+        return True
+
+    def _make_room(self, size: int) -> bool:
+        used = self.used_bytes
+        if used + size <= self.max_bytes:
+            return True
+        if self.policy != "drop_oldest" or size > self.max_bytes:
+            return False
+        for entry in sorted(self._entries(), key=lambda e: e.name):
+            if used + size <= self.max_bytes:
+                break
+            path = self._claim(Path(entry.path))
+            if path is None:
+                continue
+            batch = self._read(path)
+            self._count_drop(batch.header.rows if batch else 0)
+            used -= entry.stat().st_size
+            self.remove(path)
+        return used + size <= self.max_bytes
+
+    def _count_drop(self, rows: int) -> None:
+        self.stats.batches_dropped += 1
+        self.stats.rows_dropped += rows
+
+    def _claim(self, path: Path) -> Path | None:
+        claimed = path.with_name(f"{path.name}.claimed-{self._pid}")
+        try:
+            os.rename(path, claimed)
+        except FileNotFoundError:  # another writer took it
+            return None
+        return claimed
+
+    def take_oldest(self) -> SpooledBatch | None:
+        """Claim the oldest readable batch (corrupt ones are moved aside on the way). Give it
+        back with ``release`` if it could not be sent, or ``remove`` it once acknowledged."""
+        self._open()
+        for entry in sorted(self._entries(), key=lambda e: e.name):
+            path = self._claim(Path(entry.path))
+            if path is None:
+                continue
+            batch = self._read(path)
+            if batch is not None:
+                return batch
+        return None
+
+    def release(self, batch: SpooledBatch) -> None:
+        os.replace(batch.path, batch.path.with_name(batch.path.name.split(".claimed-")[0]))
+
+    def _read(self, path: Path) -> SpooledBatch | None:
+        try:
+            data = path.read_bytes()
+            newline = data.index(b"\n")
+            header = msgspec.json.decode(data[:newline], type=SpoolHeader)
+            body = data[newline + 1 :]
+            if header.version != FORMAT_VERSION or len(body) != header.length:
+                raise ValueError("truncated or from another version")
+            if zlib.crc32(body) != header.crc32:
+                raise ValueError("checksum mismatch")
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, msgspec.DecodeError) as exc:
+            self._quarantine(path, exc)
+            return None
+        return SpooledBatch(path, header, body)
+
+    def _quarantine(self, path: Path, exc: Exception) -> None:
+        corrupt = self.directory / "corrupt"
+        corrupt.mkdir(exist_ok=True)
+        name = path.name.split(".claimed-")[0]
+        try:
+            os.replace(path, corrupt / name)
+        except OSError:
+            path.unlink(missing_ok=True)
+        self.stats.corrupt_files += 1
+        log.warning("moved the unreadable spool file %s to %s: %s", name, corrupt, exc)
+
+    def remove(self, path: Path) -> None:
+        """Delete a batch the sink acknowledged."""
+        path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
