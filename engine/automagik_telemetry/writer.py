@@ -37,9 +37,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import msgspec
-
 import lz4.frame
+import msgspec
 
 from .ring import KIND_NAMES, KINDS, SPLITTERS, CutTable, RingReader, SharedSegment, Slot
 from .spool import Spool, SpooledBatch

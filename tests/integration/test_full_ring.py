@@ -39,7 +39,8 @@ def test_drop_policy_counts_every_row_it_refuses() -> None:
 def test_block_policy_waits_once_then_drops_at_once() -> None:
     client = AutomagikTelemetry(
         project_name="full", version="1", backend="clickhouse", clickhouse_endpoint=DEAD,
-        ring_size=RING, spool_max_bytes=0, on_full="block", block_timeout=0.3, timeout=0.5, max_retries=0,
+        ring_size=RING, spool_max_bytes=0, on_full="block", block_timeout=0.3, timeout=0.5,
+        max_retries=0,
     )  # fmt: skip
     fits = RING // row_size()
     fill(client, fits)
@@ -56,7 +57,8 @@ def test_block_policy_waits_once_then_drops_at_once() -> None:
 def test_async_track_never_sleeps_inside_the_loop() -> None:
     client = AutomagikTelemetry(
         project_name="full", version="1", backend="clickhouse", clickhouse_endpoint=DEAD,
-        ring_size=RING, spool_max_bytes=0, on_full="block", block_timeout=0.2, timeout=0.5, max_retries=0,
+        ring_size=RING, spool_max_bytes=0, on_full="block", block_timeout=0.2, timeout=0.5,
+        max_retries=0,
     )  # fmt: skip
     fits = RING // row_size()
     ticks = 0
