@@ -271,7 +271,12 @@ class AutomagikTelemetry:
         if self._closed or self._ring is None or os.getpid() != self._owner_pid:
             self._closed = True
             return True
-        delivered = self.flush(timeout)
+        # Wait until every row is safe (delivered, or in the spool when the destination is
+        # down), then stop: an outage never holds the application's exit for long.
+        targets = self._request_flush()
+        if targets is not None:
+            self._wait_for(targets, timeout, safe_only=True)
+        delivered = self._flushed(targets) if targets is not None else True
         self._closed = True
         atexit.unregister(self._at_exit)
         ring_writer = self._ring
@@ -609,26 +614,32 @@ class AutomagikTelemetry:
                 targets.append(target)
         return targets
 
-    def _flushed(self, targets: list[int]) -> bool:
+    def _flushed(self, targets: list[int], *, safe_only: bool = False) -> bool:
+        """Every row below the targets delivered (or, with ``safe_only``, delivered or
+        spooled: the ring's tail has passed them)."""
         ring_writer = self._ring
         if ring_writer is None:
             return True
-        return all(ring_writer.delivered(k) >= t for k, t in zip(ring.KINDS, targets, strict=True))
+        position = ring_writer.tail if safe_only else ring_writer.delivered
+        return all(position(k) >= t for k, t in zip(ring.KINDS, targets, strict=True))
 
-    def flush(self, timeout: float | None = None) -> bool:
-        """Wait until every row tracked before this call is delivered (queryable at the
-        destination), at most ``timeout`` seconds (default 10). Returns whether it was."""
-        target = self._request_flush()
-        if target is None:
-            return True
+    def _wait_for(self, targets: list[int], timeout: float | None, *, safe_only: bool) -> bool:
         deadline = time.monotonic() + (DEFAULT_FLUSH_TIMEOUT if timeout is None else timeout)
         pause = 0.0005
-        while not self._flushed(target):
+        while not self._flushed(targets, safe_only=safe_only):
             if time.monotonic() >= deadline:
                 return False
             time.sleep(pause)
             pause = min(pause * 2, 0.02)
         return True
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every row tracked before this call is delivered (queryable at the
+        destination), at most ``timeout`` seconds (default 10). Returns whether it was."""
+        targets = self._request_flush()
+        if targets is None:
+            return True
+        return self._wait_for(targets, timeout, safe_only=False)
 
     def enable(self) -> None:
         """Turn sending on (and remove the ~/.automagik-no-telemetry opt-out, as the original

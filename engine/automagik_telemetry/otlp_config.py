@@ -44,7 +44,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -119,8 +119,8 @@ def otel_base_endpoint(url: str, signal: str) -> str:
     return _with_path(url, f"{path}/v1/{signal}")
 
 
-def _three(items: object) -> tuple[str, str, str]:
-    a, b, c = items  # type: ignore[misc]
+def _three(items: Iterable[str]) -> tuple[str, str, str]:
+    a, b, c = items
     return a, b, c
 
 
@@ -201,10 +201,10 @@ class _Resolver:
             chosen.append(next(valid, (DEFAULT_PROTOCOL, "default")))
         protocol, where = chosen[0]
         if len({value for value, _ in chosen}) > 1:
+            each = ", ".join(f"{s}={v}" for s, (v, _) in zip(SIGNALS, chosen, strict=True))
             self.warn(
                 "different OTLP protocols per signal are not supported (one client writes one "
-                f"encoding): {', '.join(f'{s}={v}' for s, (v, _) in zip(SIGNALS, chosen))}; "
-                f"using {protocol} for all signals"
+                f"encoding): {each}; using {protocol} for all signals"
             )
         self.sources["protocol"] = where
         return protocol

@@ -155,7 +155,7 @@ def pb_any(value: Any) -> bytes:
     """An ``AnyValue`` message."""
     t = type(value)
     if t is str:
-        data = value.encode("utf-8", "replace")
+        data: bytes = value.encode("utf-8", "replace")
         n = len(data)
         return b"\x0a" + (_SMALL_VARINTS[n] if n < 2048 else _varint_slow(n)) + data
     if t is int:
@@ -580,9 +580,7 @@ class _Log(msgspec.Struct, gc=False, rename="camel", omit_defaults=True):
 
 
 _JSON_BUCKETS: Final = tuple(
-    msgspec.Raw(
-        msgspec.json.encode([str(int(i == j)) for i in range(len(HISTOGRAM_BOUNDS) + 1)])
-    )
+    msgspec.Raw(msgspec.json.encode([str(int(i == j)) for i in range(len(HISTOGRAM_BOUNDS) + 1)]))
     for j in range(len(HISTOGRAM_BOUNDS) + 1)
 )
 _JSON_BOUNDS: Final = msgspec.Raw(msgspec.json.encode(list(HISTOGRAM_BOUNDS)))
@@ -665,18 +663,12 @@ class OtlpJsonRows:
         if kind is MetricType.HISTOGRAM:
             number = float(value)
             as_json = json_double(number)
-            row = _Metric(
-                name,
-                histogram=_Histogram(
-                    (
-                        _HistogramPoint(
-                            ts, ts, "1", as_json, _JSON_BUCKETS[histogram_bucket(number)],
-                            _JSON_BOUNDS, as_json, as_json, attrs,
-                        ),  # fmt: skip
-                    ),
-                    TEMPORALITY_DELTA,
-                ),
-            )
+            # start, time, count, sum, bucket counts, bounds, min, max, attributes
+            point_h = _HistogramPoint(
+                ts, ts, "1", as_json, _JSON_BUCKETS[histogram_bucket(number)], _JSON_BOUNDS,
+                as_json, as_json, attrs,
+            )  # fmt: skip
+            row = _Metric(name, histogram=_Histogram((point_h,), TEMPORALITY_DELTA))
         else:
             if type(value) is int and _INT64_LOW <= value < _INT64_END:
                 point = _NumberPoint(ts, as_int=str(value), attributes=attrs)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, SeverityNumber
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality, Metric
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
@@ -183,7 +183,7 @@ def test_every_field_of_every_signal_arrives(receiver: OtlpReceiver, protocol: s
     metrics = {m.name: m for _, _, m in receiver.metrics()}
     assert list(metrics) == ["queue.depth", "ratio", "requests", "latency_ms"]
     for metric in metrics.values():
-        (point,) = getattr(metric, metric.WhichOneof("data")).data_points
+        (point,) = getattr(metric, metric.WhichOneof("data") or "").data_points
         assert start <= point.time_unix_nano <= end
     expected = Metric(name="queue.depth")
     expected.gauge.data_points.add(
@@ -217,7 +217,7 @@ def test_every_field_of_every_signal_arrives(receiver: OtlpReceiver, protocol: s
         assert record == LogRecord(
             time_unix_nano=record.time_unix_nano,
             observed_time_unix_nano=record.time_unix_nano,
-            severity_number=severity.value,
+            severity_number=SeverityNumber.ValueType(severity.value),
             severity_text=severity.name,
             body=record.body,
             attributes=key_values({"level": severity.value}),
@@ -422,19 +422,19 @@ def test_permanent_400_is_logged_once_and_shown_in_status(
     receiver: OtlpReceiver, protocol: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     receiver.script("traces", [Response(status=400)] * 1000)
-    with caplog.at_level(logging.INFO, logger="automagik_telemetry"):
-        with client_for(receiver, protocol) as client:
-            for i in range(5):
-                client.track_event("refused", {"i": i})
-            assert not client.flush(1.5)
-            status = client.get_status()
-            assert status["sink_state"] == "permanent_error"
-            assert "HTTP 400" in status["last_error"]
-            assert "scripted 400 answer" in status["last_error"]  # the receiver's own message
-            assert len(receiver.rejected_requests) >= 2  # tried again, after a pause
-            receiver.script("traces", [])  # the cause is fixed: the rows were kept
-            assert client.flush(40)
-            assert client.get_status()["sink_state"] == "healthy"
+    client = client_for(receiver, protocol)
+    with caplog.at_level(logging.INFO, logger="automagik_telemetry"), client:
+        for i in range(5):
+            client.track_event("refused", {"i": i})
+        assert not client.flush(1.5)
+        status = client.get_status()
+        assert status["sink_state"] == "permanent_error"
+        assert "HTTP 400" in status["last_error"]
+        assert "scripted 400 answer" in status["last_error"]  # the receiver's own message
+        assert len(receiver.rejected_requests) >= 2  # tried again, after a pause
+        receiver.script("traces", [])  # the cause is fixed: the rows were kept
+        assert client.flush(40)
+        assert client.get_status()["sink_state"] == "healthy"
     assert sorted(attribute_dict(s.attributes)["i"] for _, _, s in receiver.spans()) == [
         0,
         1,
@@ -452,12 +452,12 @@ def test_partial_success_is_logged_with_the_rejected_count(
     receiver: OtlpReceiver, protocol: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     receiver.script("traces", [Response(partial_success=(2, "2 spans had no name"))])
-    with caplog.at_level(logging.WARNING, logger="automagik_telemetry"):
-        with client_for(receiver, protocol) as client:
-            for i in range(5):
-                client.track_event("partly", {"i": i})
-            assert client.flush(10)
-            status = client.get_status()
+    client = client_for(receiver, protocol)
+    with caplog.at_level(logging.WARNING, logger="automagik_telemetry"), client:
+        for i in range(5):
+            client.track_event("partly", {"i": i})
+        assert client.flush(10)
+        status = client.get_status()
     assert len(receiver.spans()) == 5
     assert status["sent"] == 5
     assert "rejected 2 spans" in status["last_error"]

@@ -192,7 +192,12 @@ def test_invalid_automagik_endpoint_fails_at_construction() -> None:
     ("env", "options", "expected", "source"),
     [
         ({}, {}, "http/json", "default"),
-        ({"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}, {}, "http/protobuf", "OTEL_EXPORTER_OTLP_PROTOCOL"),
+        (
+            {"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"},
+            {},
+            "http/protobuf",
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+        ),
         (
             {
                 "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json",
@@ -205,14 +210,22 @@ def test_invalid_automagik_endpoint_fails_at_construction() -> None:
             "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
         ),
         (
-            {"AUTOMAGIK_TELEMETRY_OTLP_PROTOCOL": "http/json", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"},
+            {
+                "AUTOMAGIK_TELEMETRY_OTLP_PROTOCOL": "http/json",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            },
             {},
             "http/json",
             "AUTOMAGIK_TELEMETRY_OTLP_PROTOCOL",
         ),
-        ({"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, {"otlp_protocol": "http/protobuf"}, "http/protobuf", "code"),
+        (
+            {"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"},
+            {"otlp_protocol": "http/protobuf"},
+            "http/protobuf",
+            "code",
+        ),
     ],
-)  # fmt: skip
+)
 def test_protocol_precedence(
     env: dict[str, str], options: dict[str, Any], expected: str, source: str
 ) -> None:
@@ -390,9 +403,9 @@ def test_a_configured_destination_is_the_consent() -> None:
     ],
 )
 def test_the_vendor_named_explicitly_is_not_a_configured_destination(
-    options: dict[str, str],
+    options: dict[str, Any],
 ) -> None:
-    assert not decide(**options).enabled
+    assert not decide(None, **options).enabled
 
 
 def test_an_otel_endpoint_shadowed_by_the_vendor_endpoint_is_not_the_consent() -> None:

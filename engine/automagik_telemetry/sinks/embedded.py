@@ -15,6 +15,10 @@ from ..transport import Outcome, Prepared
 from .clickhouse import schema_statements
 
 
+def _quote(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("'", "\\'")
+
+
 @dataclass
 class EmbeddedSink:
     path: str
@@ -48,6 +52,8 @@ class EmbeddedSink:
     def prepare(self, kind: int, body: bytes | bytearray, token: str | None) -> Prepared:
         table = f"{self.database}.{self.tables[kind]}"
         settings = "SETTINGS input_format_skip_unknown_fields = 1"
+        if token:  # a re-sent batch is stored once (the schema keeps a deduplication window)
+            settings += f", insert_deduplication_token = '{_quote(token)}'"
         statement = f"INSERT INTO {table} {settings} FORMAT JSONEachRow\n"
         rows = complete_rows(bytes(body), self.row_suffixes[kind])
         return Prepared(kind, statement.encode() + rows)

@@ -421,7 +421,9 @@ def request_headers(
 ) -> dict[str, str]:
     """The user's headers, then ours: Content-Type and Content-Encoding always ours, User-Agent
     unless the user gave one (pool headers do not apply once a request names its own)."""
-    headers = {k: v for k, v in extra.items() if k.lower() not in ("content-type", "content-encoding")}
+    headers = {
+        k: v for k, v in extra.items() if k.lower() not in ("content-type", "content-encoding")
+    }
     if not any(k.lower() == "user-agent" for k in headers):
         headers["User-Agent"] = USER_AGENT
     headers["Content-Type"] = content_type
@@ -507,11 +509,15 @@ class OtlpSink:
         """The request of one batch, framed and compressed once."""
         route = self.routes[kind]
         if not route.url:
-            rows = split_delimited(bytes(body), len(body))[1] if self.protobuf else body.count(b"\n")
+            rows = (
+                split_delimited(bytes(body), len(body))[1] if self.protobuf else body.count(b"\n")
+            )
             return Unsent(kind, b"", rows=rows)
         payload = self.frame(kind, body)
         if route.codec.content_encoding and len(payload) >= self.compression_threshold:
-            return Prepared(kind, route.codec.compress(payload), route.url, route.compressed_headers)
+            return Prepared(
+                kind, route.codec.compress(payload), route.url, route.compressed_headers
+            )
         return Prepared(kind, payload, route.url, route.headers)
 
     def send(self, prepared: Prepared) -> Outcome:
