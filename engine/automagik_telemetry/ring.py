@@ -452,6 +452,12 @@ class CutTable:
                 self.words[slot] = start + 1
                 return
 
+    def forget_below(self, kind: int, position: int) -> None:
+        """Drop the ranges that start below ``position`` (delivered before the writer died)."""
+        for slot in self._slots(kind):
+            if 0 < int(self.words[slot]) <= position:
+                self.words[slot] = 0
+
     def forget(self, kind: int, start: int) -> None:
         if start < 0:
             return

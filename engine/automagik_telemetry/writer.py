@@ -217,9 +217,14 @@ class Writer:
             else None
         )
         self._spool_pending = self.spool is not None and len(self.spool) > 0
+        # Spool files this writer did not write (an earlier writer's, maybe for rows of this
+        # very ring): until they are replayed, flush() must not report the ring delivered.
+        self._unknown_spool = self._spool_pending
         self._spooled_here: dict[str, tuple[int, int]] = {}  # token -> (kind, ring start)
         self.healthy = True  # the sink took the last batch (optimistic at start)
         self._cuts = CutTable(self.words)
+        for kind in KINDS:
+            self._cuts.forget_below(kind, self.reader.tail(kind))
         self.words[Slot.WRITER_PID] = os.getpid()
         self.words[Slot.WRITER_STARTS] = int(self.words[Slot.WRITER_STARTS]) + 1
 
@@ -413,7 +418,7 @@ class Writer:
             if self._spool_pending and self.spool is not None:
                 spooled = self.spool.take_oldest()
                 if spooled is None:
-                    self._spool_pending = False
+                    self._spool_pending = self._unknown_spool = False
                 else:
                     self.senders.submit(self._replay(spooled))
                     handed = True
@@ -559,6 +564,8 @@ class Writer:
                 self.reader.commit(kind, position)
             on_disk = [start for k, start in spooled if k == kind]
             delivered = min([position, *on_disk])
+            if self._unknown_spool:
+                continue
             slot = Slot.ring(kind, Slot.DELIVERED)
             if delivered > int(self.words[slot]):
                 self.words[slot] = delivered

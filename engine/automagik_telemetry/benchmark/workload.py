@@ -85,8 +85,18 @@ class Workload:
 
     def counts(self) -> dict[str, int]:
         """How many operations of each kind ``operations()`` makes."""
-        ops = operations(self)
-        return {name: sum(1 for op in ops if op[0] == k) for k, name in enumerate(KIND_NAMES)}
+        counts = [0, 0, 0]
+        for i in range(self.count):
+            counts[_kind_of(self, i)] += 1
+        return dict(zip(KIND_NAMES, counts, strict=True))
+
+
+def _kind_of(workload: Workload, i: int) -> int:
+    if i % workload.metric_every == workload.metric_every - 1:
+        return METRIC
+    if i % workload.log_every == workload.log_every // 2 - 1:
+        return LOG
+    return EVENT
 
 
 def operations(workload: Workload, count: int | None = None, offset: int = 0) -> list[Op]:
@@ -95,7 +105,8 @@ def operations(workload: Workload, count: int | None = None, offset: int = 0) ->
     n = workload.count if count is None else count
     ops: list[Op] = []
     for i in range(offset, offset + n):
-        if i % workload.metric_every == workload.metric_every - 1:
+        what = _kind_of(workload, i)
+        if what == METRIC:
             name, kind = _METRICS[i % len(_METRICS)]
             value = round(rng.lognormvariate(3.0, 0.8), 3) if kind != 1 else 1.0
             attrs: dict[str, Any] = {
@@ -104,7 +115,7 @@ def operations(workload: Workload, count: int | None = None, offset: int = 0) ->
                 "worker": rng.randrange(8),
             }
             ops.append((METRIC, name, value, kind, attrs))
-        elif i % workload.log_every == workload.log_every // 2 - 1:
+        elif what == LOG:
             level = rng.choices((0, 1, 2, 3), weights=(1, 12, 3, 1))[0]
             attrs = {
                 "logger": "app.worker",

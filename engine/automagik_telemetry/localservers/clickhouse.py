@@ -12,7 +12,13 @@ child process of the caller:
 * the ``default`` user cannot log in from anywhere; one user (``telemetry`` unless told
   otherwise) with a password, random unless given, may connect from 127.0.0.1 and ::1;
 * :meth:`LocalClickHouse.stop` (or leaving the ``with`` block) sends SIGTERM to the server's PID,
-  SIGKILL a few seconds later if needed, reaps it and deletes the temporary directory.
+  SIGKILL a few seconds later if needed, reaps it and deletes the temporary directory;
+* for fault tests, the server can be taken down and brought back *without* losing its port, data
+  directory or user: :meth:`~LocalClickHouse.kill` (SIGKILL, no shutdown of any kind),
+  :meth:`~LocalClickHouse.halt` (SIGTERM, a clean shutdown), :meth:`~LocalClickHouse.restart`
+  (start again on the same HTTP and TCP ports and the same data), and
+  :meth:`~LocalClickHouse.pause` / :meth:`~LocalClickHouse.resume` (SIGSTOP / SIGCONT: the kernel
+  still accepts connections on its port, but nothing answers until it is resumed).
 
 Run ``python -m automagik_telemetry.localservers.clickhouse [--port N] [--password P]`` to keep
 a server in the foreground with the legacy telemetry schema applied, until Ctrl-C.
@@ -266,6 +272,8 @@ class LocalClickHouse:
         self._http_port: int | None = None
         self._tcp_port: int | None = None
         self._pool: urllib3.PoolManager | None = None
+        self._paused = False
+        self._runs = 1  # how many times the server was launched (restart() counts up)
 
     # -- state ------------------------------------------------------------------------------
 
@@ -305,7 +313,13 @@ class LocalClickHouse:
 
     @property
     def running(self) -> bool:
+        """The server process exists (it may be paused: see :attr:`paused`)."""
         return self._process is not None and self._process.poll() is None
+
+    @property
+    def paused(self) -> bool:
+        """Stopped with SIGSTOP by :meth:`pause`, not resumed yet."""
+        return self._paused and self.running
 
     @property
     def error_log(self) -> Path:
@@ -340,9 +354,11 @@ class LocalClickHouse:
             self._data_dir = None
             raise
 
-    def _launch(self, argv: list[str], root: Path) -> None:
-        http_port = self._fixed_http_port or _free_port()
-        tcp_port = self._fixed_tcp_port or _free_port()
+    def _launch(self, argv: list[str], root: Path, ports: tuple[int, int] | None = None) -> None:
+        http_port, tcp_port = ports or (
+            self._fixed_http_port or _free_port(),
+            self._fixed_tcp_port or _free_port(),
+        )
         while tcp_port == http_port:
             tcp_port = _free_port()
         for name in ("data", "tmp", "user_files", "format_schemas", "log"):
@@ -432,9 +448,105 @@ class LocalClickHouse:
         if pool is not None:
             pool.clear()
 
+    # -- faults: take the server down and bring it back, keeping its port and data ----------
+
+    def _require_running(self) -> subprocess.Popen[bytes]:
+        process = self._require_started()
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"the ClickHouse server (pid {process.pid}) is not running; call restart()"
+            )
+        return process
+
+    def pause(self) -> None:
+        """SIGSTOP the server. Its listening socket stays open, so clients still connect (the
+        kernel completes the handshake) and then wait for an answer that only comes after
+        :meth:`resume`."""
+        process = self._require_running()
+        os.kill(process.pid, signal.SIGSTOP)
+        self._paused = True
+
+    def resume(self) -> None:
+        """SIGCONT a server stopped by :meth:`pause` (nothing happens when it is not paused)."""
+        process = self._require_started()
+        if self._paused and process.poll() is None:
+            os.kill(process.pid, signal.SIGCONT)
+        self._paused = False
+
+    def kill(self) -> None:
+        """SIGKILL the server (no shutdown of any kind: inserts in progress die with it) and
+        reap it. The data directory, the ports and the user stay, for :meth:`restart`."""
+        process = self._require_started()
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGKILL)  # also ends a SIGSTOPped process
+        process.wait()
+        self._paused = False
+        self._release_io()
+
+    def halt(self, timeout: float = _TERM_GRACE_S) -> None:
+        """Stop the server cleanly (SIGTERM; SIGKILL after ``timeout`` seconds) and reap it,
+        keeping the data directory, the ports and the user for :meth:`restart`."""
+        process = self._require_started()
+        if process.poll() is None:
+            self.resume()  # a stopped process would not act on SIGTERM
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        self._paused = False
+        self._release_io()
+
+    def restart(self, timeout: float = 30.0) -> LocalClickHouse:
+        """Start the server again on the same HTTP and TCP ports, with the same data directory
+        and user, and wait until ``/ping`` answers. A running server is halted first. The ports
+        are not given up: if something else took one meanwhile, this retries until ``timeout``
+        and then raises ``RuntimeError`` with the server's log."""
+        self._require_started()
+        if self.running:
+            self.halt()
+        argv, root = self._argv, self._data_dir
+        assert argv is not None and root is not None
+        assert self._http_port is not None and self._tcp_port is not None
+        ports = (self._http_port, self._tcp_port)
+        self._runs += 1
+        _rotate_logs(root, self._runs - 1)
+        deadline = time.monotonic() + timeout
+        while True:
+            self._launch(argv, root, ports)
+            try:
+                self._wait_ready(deadline)
+                return self
+            except _StartFailure as failure:
+                process = self._process
+                assert process is not None
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGKILL)
+                process.wait()
+                self._release_io()
+                if failure.busy_port is None or time.monotonic() + 0.5 >= deadline:
+                    raise RuntimeError(str(failure)) from None
+                _rotate_logs(root, self._runs - 1)  # a clean log for the next attempt
+                time.sleep(0.5)  # the port may still be held by a socket that is closing
+
+    def _release_io(self) -> None:
+        """Close the dead server's output file and the query pool (its connections are gone)."""
+        output, self._output = self._output, None
+        if output is not None:
+            output.close()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.clear()
+
     def stop(self) -> None:
         """Stop the server and delete its temporary directory. Safe to call more than once."""
         try:
+            if self._paused:
+                self.resume()
             self._terminate()
         finally:
             root, self._data_dir = self._data_dir, None
@@ -539,10 +651,22 @@ def _mentions_port_in_use(err_log: Path) -> bool:
         return False
 
 
+def _rotate_logs(root: Path, run: int) -> None:
+    """Keep the logs of an earlier run of the server under ``log/run-N/`` (``restart``): the
+    next run writes fresh ones, so start-up failures are read from its own log only."""
+    log_dir = root / "log"
+    kept = log_dir / f"run-{run}"
+    kept.mkdir(exist_ok=True)
+    for path in log_dir.glob("*.log"):
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(path, kept / path.name)
+
+
 def _reset_logs(root: Path) -> None:
     for log in (root / "log").glob("*"):
-        with contextlib.suppress(FileNotFoundError):
-            log.unlink()
+        if log.is_file():
+            with contextlib.suppress(FileNotFoundError):
+                log.unlink()
 
 
 # --- command line -------------------------------------------------------------------------------
