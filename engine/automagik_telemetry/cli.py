@@ -1,4 +1,4 @@
-"""The ``automagik-telemetry`` command: demo, schema, config."""
+"""The ``automagik-telemetry`` command: demo, schema, config, bench."""
 
 from __future__ import annotations
 
@@ -118,6 +118,12 @@ def _config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from .benchmark import main as bench_main
+
+    return bench_main(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="automagik-telemetry")
     parser.add_argument("--version", action="version", version=__version__)
@@ -134,6 +140,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     schema.set_defaults(run=_schema)
     config = commands.add_parser("config", help="print the table of options (Markdown)")
     config.set_defaults(run=_config)
+    bench = commands.add_parser(
+        "bench", help="measure the backends and the peers on this machine and these servers"
+    )
+    from .benchmark.runner import add_arguments as bench_arguments
+
+    bench_arguments(bench)
+    bench.set_defaults(run=_bench)
     args = parser.parse_args(argv)
     code: int = args.run(args)
     return code

@@ -294,23 +294,23 @@ class OtlpProtobufRows:
         self, time_ns: int, name: str, attributes: Mapping[str, Any] | None, error: str | None
     ) -> bytes:
         ts = _pack_u64(time_ns)
+        name_field = self._span_names.get(name) or self._name(self._span_names, b"\x2a", name)
         # trace_id, span_id, name, kind INTERNAL, start_time_unix_nano, end_time_unix_nano
-        parts = [
-            next(self._ids), self._name(self._span_names, b"\x2a", name),
-            b"\x30\x01\x39", ts, b"\x41", ts,
-        ]  # fmt: skip
+        parts = [next(self._ids), name_field, b"\x30\x01\x39", ts, b"\x41", ts]
         if error is None:
             if attributes:
                 pb_key_values(parts, attributes, b"\x4a")
-        else:
-            span_attributes: dict[Any, Any] = {}
-            exception: dict[str, Any] = {}
-            for key, value in (attributes or {}).items():
-                (exception if key in EXCEPTION_KEYS else span_attributes)[key] = value
-            pb_key_values(parts, span_attributes, b"\x4a")
-            event = b"\x09" + ts + b"\x12\x09exception" + pb_attributes(exception, b"\x1a")
-            parts.append(delimited(b"\x5a", event))  # events
-            parts.append(delimited(b"\x7a", _pb_text(b"\x12", error) + b"\x18\x02"))  # status
+            span = b"".join(parts)
+            n = len(span)
+            return b"\x12" + (_SMALL_VARINTS[n] if n < 2048 else _varint_slow(n)) + span
+        span_attributes: dict[Any, Any] = {}
+        exception: dict[str, Any] = {}
+        for key, value in (attributes or {}).items():
+            (exception if key in EXCEPTION_KEYS else span_attributes)[key] = value
+        pb_key_values(parts, span_attributes, b"\x4a")
+        event = b"\x09" + ts + b"\x12\x09exception" + pb_attributes(exception, b"\x1a")
+        parts.append(delimited(b"\x5a", event))  # events
+        parts.append(delimited(b"\x7a", _pb_text(b"\x12", error) + b"\x18\x02"))  # status ERROR
         return delimited(b"\x12", b"".join(parts))
 
     def metric(
@@ -366,11 +366,12 @@ class OtlpProtobufRows:
         ]  # fmt: skip
         if attributes:
             pb_key_values(parts, attributes, b"\x32")
-            trace_id, span_id = log_ids(attributes)
-            if trace_id:
-                parts += (b"\x4a\x10", bytes.fromhex(trace_id))
-            if span_id:
-                parts += (b"\x52\x08", bytes.fromhex(span_id))
+            if "trace_id" in attributes or "span_id" in attributes:
+                trace_id, span_id = log_ids(attributes)
+                if trace_id:
+                    parts += (b"\x4a\x10", bytes.fromhex(trace_id))
+                if span_id:
+                    parts += (b"\x52\x08", bytes.fromhex(span_id))
         return delimited(b"\x12", b"".join(parts))
 
 
@@ -697,7 +698,9 @@ class OtlpJsonRows:
         ts = str(time_ns)
         body = _Str(message if type(message) is str else str(message))
         if attributes:
-            trace_id, span_id = log_ids(attributes)
+            trace_id = span_id = ""
+            if "trace_id" in attributes or "span_id" in attributes:
+                trace_id, span_id = log_ids(attributes)
             row = _Log(
                 ts, ts, severity.value, _SEVERITY_NAMES[severity], body,
                 json_attributes(attributes), trace_id, span_id,

@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import signal
 import sys
 import threading
 import time
@@ -222,6 +223,7 @@ class Writer:
         self._unknown_spool = self._spool_pending
         self._spooled_here: dict[str, tuple[int, int]] = {}  # token -> (kind, ring start)
         self.healthy = True  # the sink took the last batch (optimistic at start)
+        self.terminated = False  # SIGTERM/SIGINT: deliver or spool what is left, then exit
         self._cuts = CutTable(self.words)
         for kind in KINDS:
             self._cuts.forget_below(kind, self.reader.tail(kind))
@@ -237,7 +239,7 @@ class Writer:
         return bool(self.words[Slot.SHUTDOWN])
 
     def exiting(self) -> bool:
-        return self.shutdown_requested() or self.producer_gone()
+        return self.terminated or self.shutdown_requested() or self.producer_gone()
 
     def flush_target(self, kind: int) -> int:
         return int(self.words[Slot.ring(kind, Slot.FLUSH_REQUEST)])
@@ -593,11 +595,18 @@ def main() -> int:
         logging.getLogger("automagik_telemetry").setLevel(logging.INFO)
     segment = SharedSegment.attach(settings.segment)
     writer = Writer(settings, segment, build_sink(settings))
+
+    def terminate(signum: int, frame: object) -> None:
+        writer.terminated = True  # the loop delivers or spools what is left, then exits
+
+    signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGINT, terminate)
     try:
         writer.run()
     finally:
-        # Asked to stop, or orphaned: either way nobody needs the segment after us.
-        done = writer.exiting()
+        # Asked to stop, or orphaned: either way nobody needs the segment after us. Stopped by
+        # a signal while the application lives: keep the segment, the client restarts us.
+        done = writer.shutdown_requested() or writer.producer_gone()
         writer.words[Slot.WRITER_PID] = 0
         writer.close(unlink=done)
     return 0

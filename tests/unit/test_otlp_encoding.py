@@ -15,6 +15,7 @@ from email.utils import formatdate
 from enum import IntEnum
 from typing import Any
 
+import msgspec
 import pytest
 import urllib3
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
@@ -599,3 +600,19 @@ def test_permanent_answers_carry_the_receivers_message_and_the_fix(
 def test_receiver_message_of_unreadable_protobuf() -> None:
     text = receiver_message(answer(400, b"\x12\xff", "application/x-protobuf"))
     assert "unreadable" in text
+
+
+@pytest.mark.parametrize("protocol", ["http/json", "http/protobuf"])
+def test_a_signal_without_destination_is_acknowledged_unsent_and_counted(protocol: str) -> None:
+    rows = OtlpProtobufRows() if protocol == "http/protobuf" else OtlpJsonRows()
+    config = settings(protocol)
+    config = msgspec.structs.replace(config, otlp_endpoints=("", *config.otlp_endpoints[1:]))
+    sink = OtlpSink.from_settings(config, HttpClient(config.timeout))
+    try:
+        prepared = sink.prepare(TRACES, batch(rows, TRACES, 7), None)
+        outcome = sink.send(prepared)  # no request: there is nowhere it may go
+    finally:
+        sink.close()
+    assert prepared.wire == b""
+    assert outcome.ok and outcome.rejected == 7
+    assert "traces are not sent" in outcome.message and "opt-in" in outcome.message

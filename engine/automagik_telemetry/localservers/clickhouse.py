@@ -424,6 +424,9 @@ class LocalClickHouse:
     def _terminate(self) -> None:
         """Stop the process (SIGTERM, then SIGKILL), reap it and close the output file."""
         process, self._process = self._process, None
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.clear()  # an open keep-alive connection holds a stopping server back ~3 s
         if process is not None:
             try:
                 if process.poll() is None:
@@ -488,6 +491,9 @@ class LocalClickHouse:
         """Stop the server cleanly (SIGTERM; SIGKILL after ``timeout`` seconds) and reap it,
         keeping the data directory, the ports and the user for :meth:`restart`."""
         process = self._require_started()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.clear()  # an open keep-alive connection holds a stopping server back ~3 s
         if process.poll() is None:
             self.resume()  # a stopped process would not act on SIGTERM
             with contextlib.suppress(ProcessLookupError):
