@@ -460,6 +460,7 @@ def test_partial_success_is_logged_with_the_rejected_count(
         status = client.get_status()
     assert len(receiver.spans()) == 5
     assert status["sent"] == 5
+    assert status["dropped"] == {"rejected_by_destination": 2}  # counted, not only logged
     assert "rejected 2 spans" in status["last_error"]
     assert "2 spans had no name" in status["last_error"]
     notices = [r for r in caplog.records if "partial success" in r.getMessage()]

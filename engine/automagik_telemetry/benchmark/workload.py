@@ -68,7 +68,7 @@ class Workload:
     the calling threads go); ``threads`` calling threads share the operations; ``batch_size``
     is given to every system that batches."""
 
-    count: int = 200_000
+    count: int = 100_000
     rate: float = 0.0
     threads: int = 1
     batch_size: int = 100
