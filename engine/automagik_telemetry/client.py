@@ -42,6 +42,7 @@ ERROR_EVENT: Final = "automagik.error"
 MAX_ERROR_MESSAGE: Final = 500
 MAX_TRACEBACK_FRAMES: Final = 20
 SUPERVISE_EVERY: Final = 0.2
+CRASH_LOOP_WINDOW: Final = 5.0  # a writer failing sooner than this after its start is looping
 DEFAULT_FLUSH_TIMEOUT: Final = 10.0
 _time_ns = time.time_ns
 
@@ -66,8 +67,10 @@ def spool_directory(config: TelemetryConfig) -> str:
     elif config.backend == "embedded":
         where = [config.resolved_embedded_path(), config.clickhouse_database]
     else:
-        where = [config.endpoint or "", config.metrics_endpoint or "", config.logs_endpoint or "",
-                 config.otlp_protocol]  # fmt: skip
+        from .otlp_config import resolve_otlp
+
+        destination = resolve_otlp(config, os.environ)
+        where = [*destination.endpoints, destination.protocol]
     key = hashlib.sha256("\0".join([config.backend, *where]).encode()).hexdigest()[:16]
     return os.path.join(config.resolved_spool_dir(), f"{config.backend}-{key}")
 
@@ -220,6 +223,8 @@ class AutomagikTelemetry:
         self._lock = self._ring.lock
         self._settings = self._writer_settings(segment.name)
         self._writer = _spawn_writer(self._settings)
+        self._writer_started = time.monotonic()
+        self._crash_streak = 0
         self._owner_pid = os.getpid()
         self._stop = threading.Event()
         self._supervisor = threading.Thread(
@@ -229,15 +234,27 @@ class AutomagikTelemetry:
         atexit.register(self._at_exit)
 
     def _supervise(self) -> None:
-        delay = SUPERVISE_EVERY
-        while not self._stop.wait(delay):
-            delay = SUPERVISE_EVERY
+        while not self._stop.wait(SUPERVISE_EVERY):
             self._relay_writer_messages()
             writer = self._writer
             if writer is not None and writer.poll() is not None and not self._closed:
-                delay = self._restart_writer(writer.returncode)
+                pause = self._crash_loop_pause(writer.returncode)
+                if pause and self._stop.wait(pause):
+                    return
+                if not self._closed:
+                    self._restart_writer(writer.returncode)
 
-    def _restart_writer(self, returncode: int | None) -> float:
+    def _crash_loop_pause(self, returncode: int | None) -> float:
+        """A writer killed by a signal is restarted at once. One that failed by itself soon
+        after it started is in a crash loop: wait 0.2 s, doubling up to 30 s, between tries."""
+        lived = time.monotonic() - self._writer_started
+        if (returncode is not None and returncode < 0) or lived > CRASH_LOOP_WINDOW:
+            self._crash_streak = 0
+            return 0.0
+        self._crash_streak += 1
+        return min(SUPERVISE_EVERY * float(1 << min(self._crash_streak - 1, 8)), 30.0)
+
+    def _restart_writer(self, returncode: int | None) -> None:
         """The writer died: start another one, which resumes from the committed tail."""
         self._writer_restarts += 1
         self._warn_once(
@@ -245,10 +262,9 @@ class AutomagikTelemetry:
             f"the writer process exited with code {returncode}; restarting it "
             f"(restart {self._writer_restarts}); rows in the ring are kept",
         )
-        if self._ring is None:
-            return SUPERVISE_EVERY
-        self._writer = _spawn_writer(self._settings)
-        return min(SUPERVISE_EVERY * float(1 << min(self._writer_restarts, 8)), 30.0)
+        if self._ring is not None:
+            self._writer = _spawn_writer(self._settings)
+            self._writer_started = time.monotonic()
 
     def _relay_writer_messages(self) -> None:
         if self._ring is None:
@@ -647,6 +663,7 @@ class AutomagikTelemetry:
         with contextlib.suppress(OSError):
             opt_in.opt_out_file().unlink()
         self.enabled = True
+        self.config.enabled = True  # consent for every signal, the vendor's default included
         self._consent = opt_in.Consent(True, "enable() was called")
         if self._ring is None and not self._closed:
             self._start()

@@ -23,6 +23,7 @@ Credentials are never written: a replayed batch gets the sink's current URL and 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -90,14 +91,24 @@ class Spool:
                 stale.unlink(missing_ok=True)
         self._ready = True
 
-    def _entries(self) -> list[os.DirEntry[str]]:
+    def _entries(self, *, claimed: bool = False) -> list[os.DirEntry[str]]:
+        """Batch files (and, with ``claimed``, those a writer is replaying)."""
         with os.scandir(self.directory) as it:
-            return [e for e in it if e.name.endswith(SUFFIX) and e.is_file()]
+            return [
+                e for e in it
+                if (e.name.endswith(SUFFIX) or (claimed and ".claimed-" in e.name))
+                and e.is_file()
+            ]  # fmt: skip
 
     @property
     def used_bytes(self) -> int:
+        """Bytes of every batch file, including those being replayed: they are still here."""
         self._open()
-        return sum(e.stat().st_size for e in self._entries())
+        total = 0
+        for entry in self._entries(claimed=True):
+            with contextlib.suppress(FileNotFoundError):
+                total += entry.stat().st_size
+        return total
 
     def __len__(self) -> int:
         self._open()
@@ -144,12 +155,16 @@ class Spool:
         for entry in sorted(self._entries(), key=lambda e: e.name):
             if used + size <= self.max_bytes:
                 break
+            try:
+                entry_size = entry.stat().st_size
+            except FileNotFoundError:  # replayed by another writer meanwhile
+                continue
             path = self._claim(Path(entry.path))
             if path is None:
                 continue
             batch = self._read(path)
             self._count_drop(batch.header.rows if batch else 0)
-            used -= entry.stat().st_size
+            used -= entry_size
             self.remove(path)
         return used + size <= self.max_bytes
 

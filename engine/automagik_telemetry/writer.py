@@ -222,6 +222,12 @@ class Writer:
         # very ring): until they are replayed, flush() must not report the ring delivered.
         self._unknown_spool = self._spool_pending
         self._spooled_here: dict[str, tuple[int, int]] = {}  # token -> (kind, ring start)
+        # Ring batches the spool could not keep: flush() can never report them delivered.
+        self._lost_here: list[tuple[int, int]] = []
+        self._drops_published = 0
+        self._corrupt_published = 0
+        self._published_keys: set[str] = set()
+        self._pause_until = 0.0  # Retry-After from the destination: no sender sends before
         self.healthy = True  # the sink took the last batch (optimistic at start)
         self.terminated = False  # SIGTERM/SIGINT: deliver or spool what is left, then exit
         self._cuts = CutTable(self.words)
@@ -297,6 +303,9 @@ class Writer:
             since = self._waiting_since[kind] = now
         settings = self.settings
         cap = self.batch_cap
+        if not self.healthy and self.spool is not None:
+            # bound for the spool: a batch bigger than the spool would be dropped whole
+            cap = max(min(cap, settings.spool_max_bytes // 4), 4096)
         cut = self._cuts.end_of(kind, start)
         if cut is not None and cut <= head:
             # a batch a previous writer started sending: cut it the same way, so that its
@@ -343,7 +352,6 @@ class Writer:
                 return count
             count += 1
             self.senders.done(batch)
-            self._cuts.forget(batch.kind, batch.start)
             if ok:
                 self.healthy = True
                 if batch.spooled is not None and self.spool is not None:
@@ -376,6 +384,7 @@ class Writer:
                 slot = Slot.BATCHES_SPOOLED
                 self.words[slot] = int(self.words[slot]) + 1
             else:
+                self._lost_here.append((batch.kind, batch.start))
                 self.publish(
                     logging.ERROR,
                     "spool-full",
@@ -385,13 +394,19 @@ class Writer:
                     "get_status(). Fix: bring the destination back, or raise spool_max_bytes",
                 )
             self._publish_spool_counts()
-        self._cuts.forget(batch.kind, batch.start)
 
     def _publish_spool_counts(self) -> None:
+        """Add this writer's new spool drops to the segment's counters (which outlive it)."""
         if self.spool is not None:
             stats = self.spool.stats
-            self.words[Slot.ROWS_DROPPED_WRITER] = stats.rows_dropped
-            self.words[Slot.SPOOL_CORRUPT] = stats.corrupt_files
+            for slot, total, attr in (
+                (Slot.ROWS_DROPPED_WRITER, stats.rows_dropped, "_drops_published"),
+                (Slot.SPOOL_CORRUPT, stats.corrupt_files, "_corrupt_published"),
+            ):
+                delta = total - getattr(self, attr)
+                if delta:
+                    self.words[slot] = int(self.words[slot]) + delta
+                    setattr(self, attr, total)
 
     def token(self, batch: Batch) -> str:
         return f"{self.segment.name}-{batch.kind}-{batch.start}-{batch.end}"
@@ -451,6 +466,7 @@ class Writer:
             batch.token = self.token(batch)
         prepared = None
         while True:
+            self._wait_for_pause()
             outcome = self._discover()
             if outcome.ok:
                 if prepared is None:
@@ -462,6 +478,7 @@ class Writer:
                     self._on_notice(outcome)
                 return True
             self._on_failure(outcome)
+            self._honour_retry_after(outcome)
             pause = schedule.next_wait(outcome) if outcome.retryable else None
             if pause is None:
                 return False
@@ -514,6 +531,7 @@ class Writer:
                 f"delivery to {self.sink.name} recovered after {self._failures} failed attempts",
             )
         self._failures = 0
+        self._published_keys.clear()
         self._parked_wait = 0.0
         self._parked_until = 0.0
         words[Slot.SINK_STATE] = 1
@@ -538,20 +556,32 @@ class Writer:
         level = logging.WARNING if outcome.retryable else logging.ERROR
         self.publish(level, outcome.key or outcome.message, outcome.message)
 
+    def _honour_retry_after(self, outcome: Outcome) -> None:
+        """The destination asked for a pause: no sender sends before it is over."""
+        if outcome.retry_after:
+            self._pause_until = max(self._pause_until, time.monotonic() + outcome.retry_after)
+
+    def _wait_for_pause(self) -> None:
+        left = self._pause_until - time.monotonic()
+        if left > 0:
+            wait(left, lambda: self._exit_deadline is not None and self.exiting())
+
     def _park(self) -> None:
         """Retries spent: keep the rows (in the ring, uncommitted) and pause all sending,
         longer each time (up to PARKED_MAX_WAIT). The application is never blocked by this;
         the full-ring policy applies if the outage outlasts the ring's room."""
         base = max(self.settings.retry_backoff_base, 0.1)
         self._parked_wait = min(max(self._parked_wait * 2, base), PARKED_MAX_WAIT)
-        self._parked_until = time.monotonic() + self._parked_wait
+        self._parked_until = max(time.monotonic() + self._parked_wait, self._pause_until)
 
     def publish(self, level: int, key: str, message: str) -> None:
         """Hand a message to the client, which logs it in the application: once per kind of
         trouble (``key``), not once per batch."""
-        if key and key == self._error_key:
+        if key and (key == self._error_key or key in self._published_keys):
             return
         self._error_key = key
+        if key:
+            self._published_keys.add(key)
         self.reader.write_message(level, message)
 
     def commit(self) -> None:
@@ -564,8 +594,9 @@ class Writer:
             position = min(starts) if starts else self.reader.positions[kind]
             if position > self.reader.tail(kind):
                 self.reader.commit(kind, position)
-            on_disk = [start for k, start in spooled if k == kind]
+            on_disk = [start for k, start in [*spooled, *self._lost_here] if k == kind]
             delivered = min([position, *on_disk])
+            self._cuts.forget_below(kind, self.reader.tail(kind))
             if self._unknown_spool:
                 continue
             slot = Slot.ring(kind, Slot.DELIVERED)

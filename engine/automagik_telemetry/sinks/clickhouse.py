@@ -26,6 +26,7 @@ import urllib3
 from ..records import complete_rows
 from ..transport import (
     RETRYABLE_STATUS,
+    USER_AGENT,
     Codec,
     HttpClient,
     Outcome,
@@ -74,7 +75,7 @@ def insert_url(endpoint: str, table: str, settings: Mapping[str, str]) -> str:
 
 
 def auth_headers(username: str, password: str) -> dict[str, str]:
-    return {"X-ClickHouse-User": username, "X-ClickHouse-Key": password}
+    return {"X-ClickHouse-User": username, "X-ClickHouse-Key": password, "User-Agent": USER_AGENT}
 
 
 def server_message(body: bytes) -> str:
@@ -247,12 +248,20 @@ class ClickHouseSink:
             except urllib3.exceptions.HTTPError as exc:
                 return connection_outcome(exc, self.endpoint)
         settings = frozenset(line[1] for line in lines if len(line) > 1)
-        codecs = tuple(c for c in CODEC_PREFERENCE if self._accepts(c))
+        answers = {c: self._accepts(c) for c in CODEC_PREFERENCE}
+        if None in answers.values():  # a probe got no real answer (429, 503, timeout)
+            return Outcome(
+                ok=False, retryable=True, key="probe",
+                message=f"ClickHouse at {self.endpoint} did not answer the codec probes; retrying",
+            )  # fmt: skip
+        codecs = tuple(c for c, ok in answers.items() if ok)
         self.facts = ServerFacts(version, settings, codecs or ("gzip",), True)
         self._codec = codec(self._pick_codec())
         return Outcome.delivered()
 
-    def _accepts(self, name: str) -> bool:
+    def _accepts(self, name: str) -> bool | None:
+        """Whether the server reads request bodies in this codec; None when it gave no real
+        answer (busy, down): ask again later rather than decide for good."""
         if name == "gzip":
             return True
         try:
@@ -266,8 +275,12 @@ class ClickHouseSink:
                 {**auth_headers(self.username, self.password), "Content-Encoding": name},
             )
         except urllib3.exceptions.HTTPError:
-            return False
-        return response.status == 200 and response.data.strip() == b"1"
+            return None
+        if response.status == 200:
+            return response.data.strip() == b"1"
+        if response.status in RETRYABLE_STATUS or exception_code(response) in RETRYABLE_CODES:
+            return None
+        return False
 
     def _pick_codec(self) -> str:
         wanted = self.compression
