@@ -278,7 +278,10 @@ class ClickHouseSink:
             return None
         if response.status == 200:
             return response.data.strip() == b"1"
-        if response.status in RETRYABLE_STATUS or exception_code(response) in RETRYABLE_CODES:
+        code = exception_code(response)
+        if code is not None and code not in RETRYABLE_CODES:
+            return False  # a ClickHouse answer: 89 is "unknown Content-Encoding" (HTTP 500)
+        if response.status in RETRYABLE_STATUS or code in RETRYABLE_CODES:
             return None
         return False
 
