@@ -498,10 +498,24 @@ def _json_any_other(value: Any) -> Any:
 
 
 def json_attributes(attributes: Mapping[Any, Any]) -> list[_KeyValue]:
-    return [
-        _KeyValue(key if type(key) is str else str(key), json_any(value))
-        for key, value in attributes.items()
-    ]
+    # json_any inlined for the common types: one Python call less per attribute, which is
+    # most of an event's cost on the calling thread
+    out: list[_KeyValue] = []
+    append = out.append
+    for key, value in attributes.items():
+        t = type(value)
+        if t is str:
+            wrapped: Any = _Str(value)
+        elif t is bool:
+            wrapped = _TRUE if value else _FALSE
+        elif t is int and _INT64_LOW <= value < _INT64_END:
+            wrapped = _Int(str(value))
+        elif t is float and value - value == 0.0:
+            wrapped = _Double(value)
+        else:
+            wrapped = json_any(value)
+        append(_KeyValue(key if type(key) is str else str(key), wrapped))
+    return out
 
 
 class _Status(msgspec.Struct, gc=False):

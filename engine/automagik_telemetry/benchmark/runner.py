@@ -213,12 +213,25 @@ def run_child(
 
     reader = threading.Thread(target=read_stderr, daemon=True)
     reader.start()
+    assert process.stdin is not None and process.stdout is not None
+    # stderr belongs to the reader thread (progress), so no communicate(): write the spec, read
+    # stdout to its end, and let a timer stop a child that runs past the timeout.
+    timer = threading.Timer(timeout, _kill, args=(process,))
+    timer.start()
     try:
-        out, _ = process.communicate(json.dumps(spec), timeout=timeout)
+        process.stdin.write(json.dumps(spec))
+        process.stdin.close()
+        out = process.stdout.read()
+        process.wait()
     except BaseException:
         _kill(process)
         raise
-    reader.join(5)
+    finally:
+        timer.cancel()
+        reader.join(5)
+        for stream in (process.stdin, process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
     lines = [line for line in out.splitlines() if line.startswith("{")]
     if process.returncode != 0 or not lines:
         detail = "\n".join(tail) or "(no output)"
