@@ -8,11 +8,14 @@ peak memory). Counting what landed is done by the parent, at the destination.
 
 Phases:
 
+Every phase starts with a warm-up (calls outside the measurement, then a flush), so that the
+system's threads, processes and connections are up before anything is timed.
+
 * ``throughput``: every operation of the workload, from ``threads`` threads (paced at ``rate``
   if given), each call timed with ``perf_counter_ns`` (the median cost of an empty timed
-  region is subtracted); then ``flush``. Then ``roundtrip``: ``rounds`` times, ``batch_size``
-  operations and a timed ``flush`` (the guide's "latency per batch": calls to confirmed
-  delivery of one batch).
+  region is subtracted); then ``flush``.
+* ``roundtrip``: ``rounds`` times, ``batch_size`` operations and a timed ``flush`` (the
+  guide's "latency per batch": calls to confirmed delivery of one batch).
 * ``latency``: probes at a fixed low rate, each stamped with its wall-clock send time; the
   parent polls the destination and notes when each became queryable. The child waits
   ``linger`` seconds after the last probe without flushing, so what is measured is what the

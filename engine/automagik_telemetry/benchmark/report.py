@@ -151,7 +151,7 @@ FIGURES: tuple[Figure, ...] = (
             Column("growth MiB", _mib("figures", "rss_growth_bytes")),
             Column("writer peak MiB", _mib("figures", "writer_peak_rss_bytes")),
         ),
-        "Peak RSS of the process making the calls (ru_maxrss), and its growth over the RSS "
+        "Peak RSS of the process making the calls (VmHWM), and its growth over the RSS "
         "just before the first call (the workload's own data is in both). Ours maps the "
         "shared-memory ring (MAP_POPULATE) into the application, and delivers from a writer "
         "process shown separately.",

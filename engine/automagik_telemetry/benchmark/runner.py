@@ -782,7 +782,8 @@ def run(options: Options, out: IO[str] | None = None, err: IO[str] | None = None
 
 def main(args: argparse.Namespace) -> int:
     """Entry point of ``automagik-telemetry bench`` (``args`` from ``add_arguments``)."""
-    command = "automagik-telemetry bench " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+    given = sys.argv[2:] if sys.argv[1:2] == ["bench"] else []
+    command = "automagik-telemetry bench " + " ".join(shlex.quote(a) for a in given)
     try:
         options = options_from_args(args, command.strip())
         results = run(options)
