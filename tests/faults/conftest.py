@@ -90,7 +90,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     # the default run writes faults.md; a run of the soak tests (-m soak) its own file
-    soak = "soak" in (session.config.option.markexpr or "")
+    markexpr = (session.config.option.markexpr or "").replace(" ", "")
+    soak = "soak" in markexpr and "notsoak" not in markexpr
     path = write_markdown(REPORT, RESULTS.with_name("faults-soak.md") if soak else RESULTS)
     if path is not None:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
