@@ -127,6 +127,7 @@ class Prepared:
     wire: bytes | bytearray
     url: str = ""
     headers: Mapping[str, str] = field(default_factory=dict)
+    raw_bytes: int = 0  # the framed body before compression (for the compression ratio)
 
 
 class Sink(Protocol):

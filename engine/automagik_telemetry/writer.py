@@ -43,7 +43,7 @@ import msgspec
 
 from .ring import KIND_NAMES, KINDS, SPLITTERS, CutTable, RingReader, SharedSegment, Slot
 from .spool import Spool, SpooledBatch
-from .transport import HttpClient, Outcome, RetrySchedule, Sink, wait
+from .transport import HttpClient, Outcome, Prepared, RetrySchedule, Sink, wait
 
 log = logging.getLogger("automagik_telemetry.writer")
 
@@ -473,7 +473,7 @@ class Writer:
                     prepared = self.sink.prepare(batch.kind, batch.body, batch.token)
                 outcome = self.sink.send(prepared)
             if outcome.ok:
-                self._on_delivered(batch, len(prepared.wire) if prepared else 0)
+                self._on_delivered(batch, prepared)
                 if outcome.message:
                     self._on_notice(outcome)
                 return True
@@ -507,16 +507,18 @@ class Writer:
             self._discovered = False
         return outcome
 
-    def _on_delivered(self, batch: Batch, wire_bytes: int) -> None:
+    def _on_delivered(self, batch: Batch, prepared: Prepared | None) -> None:
         with self._stats_lock:
-            self._count_delivered(batch, wire_bytes)
+            self._count_delivered(batch, prepared)
 
-    def _count_delivered(self, batch: Batch, wire_bytes: int) -> None:
+    def _count_delivered(self, batch: Batch, prepared: Prepared | None) -> None:
+        wire_bytes = len(prepared.wire) if prepared is not None else 0
+        raw_bytes = prepared.raw_bytes if prepared is not None and prepared.raw_bytes else 0
         words = self.words
         words[Slot.ROWS_SENT] = int(words[Slot.ROWS_SENT]) + batch.rows
         words[Slot.BATCHES_SENT] = int(words[Slot.BATCHES_SENT]) + 1
         words[Slot.BYTES_WIRE] = int(words[Slot.BYTES_WIRE]) + wire_bytes
-        words[Slot.BYTES_RAW] = int(words[Slot.BYTES_RAW]) + len(batch.body)
+        words[Slot.BYTES_RAW] = int(words[Slot.BYTES_RAW]) + (raw_bytes or len(batch.body))
         if self.settings.verbose:
             log.info(
                 "sent %d %s rows, %d bytes on the wire",

@@ -155,3 +155,21 @@ def test_shutdown_in_a_child_leaves_no_segment_and_no_process(ch_db: ClickHouseD
     assert shm_segments() <= before
     assert not process_alive(int(writer_pid))
     assert ch_db.count() == 1000
+
+
+@pytest.mark.parametrize("compression", ["auto", "gzip"])
+def test_byte_counters_give_the_compression_ratio(
+    ch_db: ClickHouseDatabase, compression: str
+) -> None:
+    with AutomagikTelemetry(**ch_db.client_options(compression=compression)) as client:
+        for i in range(2_000):
+            client.track_event("bytes", {"i": i})
+        assert client.flush(timeout=30)
+        status = client.get_status()
+    raw, wire = status["bytes_uncompressed"], status["bytes_on_wire"]
+    assert raw > 2_000 * 300  # the completed rows, shared columns included
+    if compression == "auto":  # loopback: sent as they are
+        assert wire == raw
+    else:
+        assert wire < raw / 5
+    assert ch_db.count() == 2_000

@@ -323,7 +323,7 @@ class ClickHouseSink:
         else:
             wire = body  # sent as it is: no copy
         url = insert_url(self.endpoint, self.target(kind).qualified, self.insert_settings(token))
-        return Prepared(kind, wire, url, headers)
+        return Prepared(kind, wire, url, headers, len(body))
 
     def send(self, prepared: Prepared) -> Outcome:
         try:

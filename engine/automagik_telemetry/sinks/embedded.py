@@ -56,7 +56,7 @@ class EmbeddedSink:
             settings += f", insert_deduplication_token = '{_quote(token)}'"
         statement = f"INSERT INTO {table} {settings} FORMAT JSONEachRow\n"
         rows = complete_rows(bytes(body), self.row_suffixes[kind])
-        return Prepared(kind, statement.encode() + rows)
+        return Prepared(kind, statement.encode() + rows, raw_bytes=len(rows))
 
     def send(self, prepared: Prepared) -> Outcome:
         try:

@@ -516,9 +516,10 @@ class OtlpSink:
         payload = self.frame(kind, body)
         if route.codec.content_encoding and len(payload) >= self.compression_threshold:
             return Prepared(
-                kind, route.codec.compress(payload), route.url, route.compressed_headers
-            )
-        return Prepared(kind, payload, route.url, route.headers)
+                kind, route.codec.compress(payload), route.url, route.compressed_headers,
+                len(payload),
+            )  # fmt: skip
+        return Prepared(kind, payload, route.url, route.headers, len(payload))
 
     def send(self, prepared: Prepared) -> Outcome:
         route = self.routes[prepared.kind]
