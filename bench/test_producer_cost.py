@@ -96,7 +96,7 @@ def test_ring_put(benchmark) -> None:  # type: ignore[no-untyped-def]
     row = bytes(ClickHouseRows().span(time.time_ns(), "user.signup", ATTRS, None))
 
     def put() -> None:
-        if not writer.put(KIND_TRACE, row, b"}\n"):
+        if not writer.put(KIND_TRACE, row):
             _, head = reader.available(KIND_TRACE)
             reader.advance(KIND_TRACE, head)
             reader.commit(KIND_TRACE, head)

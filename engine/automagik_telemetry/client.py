@@ -12,12 +12,10 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import functools
 import hashlib
 import logging
 import os
 import subprocess
-import sys
 import threading
 import time
 import traceback
@@ -210,16 +208,9 @@ class AutomagikTelemetry:
     def _start(self) -> None:
         """Create this process's ring and writer."""
         self._rows = self._make_encoder()
-        self._closings = self._rows.closings
         segment = ring.create_segment(self.config.ring_size)
         self._ring = RingWriter(segment)
-        ring_writer = self._ring
-        self._appenders = tuple(
-            ring_writer.appenders[k]
-            if self._closings[k] is None
-            else functools.partial(ring_writer.put, k, closing=self._closings[k])
-            for k in ring.KINDS
-        )
+        self._appenders = self._ring.appenders
         self._lock = self._ring.lock
         self._settings = self._writer_settings(segment.name)
         self._writer = _spawn_writer(self._settings)
@@ -311,7 +302,7 @@ class AutomagikTelemetry:
             self._supervisor.join(1.0)
         self._relay_writer_messages()
         self._ring = None
-        self._put_disabled()
+        self._closed = True
         writer_gone = writer is None or writer.poll() is not None
         segment = ring_writer.segment
         ring_writer.release()
@@ -328,9 +319,6 @@ class AutomagikTelemetry:
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
-
-    def _put_disabled(self) -> None:
-        self._closed = True
 
     # --- fork -------------------------------------------------------------------------------
 
@@ -364,12 +352,11 @@ class AutomagikTelemetry:
         """Slow path of a track call (lock held): the ring had no room for ``row``."""
         ring_writer = self._ring
         assert ring_writer is not None
-        closing = self._closings[kind]
         if (
             self.config.on_full == "block"
             and not self._gave_up
             and not getattr(self._in_event_loop, "active", False)
-            and self._wait_for_room(ring_writer, kind, row, closing)
+            and self._wait_for_room(ring_writer, kind, row)
         ):
             self._accepted += 1
             return
@@ -378,15 +365,13 @@ class AutomagikTelemetry:
         self._gave_up = True
         self._drop("ring_full", "the ring is full (the writer cannot keep up or the sink is down)")
 
-    def _wait_for_room(
-        self, ring_writer: RingWriter, kind: int, row: bytes | bytearray, closing: bytes | None
-    ) -> bool:
+    def _wait_for_room(self, ring_writer: RingWriter, kind: int, row: bytes | bytearray) -> bool:
         deadline = time.monotonic() + self.config.block_timeout
         pause = 0.00005
         while time.monotonic() < deadline:
             time.sleep(pause)
             pause = min(pause * 2, 0.005)
-            if ring_writer.put(kind, row, closing):
+            if ring_writer.put(kind, row):
                 self._gave_up = False
                 return True
         return False
@@ -783,5 +768,3 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
-
-_ = sys  # keep sys imported for multiprocessing.spawn's executable on frozen apps

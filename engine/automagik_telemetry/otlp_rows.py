@@ -273,8 +273,6 @@ def _protobuf_ids() -> Iterator[bytes]:
 class OtlpProtobufRows:
     """Rows for ``otlp_protocol="http/protobuf"``: one length-delimited protobuf field each."""
 
-    closings: tuple[bytes | None, bytes | None, bytes | None] = (None, None, None)
-
     def __init__(self) -> None:
         self._ids = _protobuf_ids()
         self._span_names: dict[str, bytes] = {}
@@ -627,8 +625,6 @@ def _json_fallback(obj: Any) -> Any:
 
 class OtlpJsonRows:
     """Rows for ``otlp_protocol="http/json"``: one OTLP/JSON object each, then a newline."""
-
-    closings: tuple[bytes | None, bytes | None, bytes | None] = (None, None, None)
 
     def __init__(self) -> None:
         self._encode_into = msgspec.json.Encoder(enc_hook=_json_fallback).encode_into

@@ -71,10 +71,8 @@ def make_encoder() -> msgspec.json.Encoder:
 
 
 class RowEncoder(Protocol):
-    """Turns track calls into wire rows. Returned buffers are reused by the next call;
-    ``closings[kind]`` replaces the last byte of each row when it is copied into the ring."""
-
-    closings: tuple[bytes | None, bytes | None, bytes | None]
+    """Turns track calls into wire rows, each copied into the ring as it is. Returned buffers
+    are reused by the next call."""
 
     def span(
         self, time_ns: int, name: str, attributes: Mapping[str, Any] | None, error: str | None
@@ -193,12 +191,6 @@ def complete_rows(rows: bytes, suffix: bytes) -> bytes:
 class ClickHouseRows:
     """JSONEachRow rows for the traces, metrics and logs tables, without the shared columns
     (``clickhouse_row_suffixes``); each is written into the ring with ``}\n`` as its end."""
-
-    closings: tuple[bytes | None, bytes | None, bytes | None] = (
-        None,
-        None,
-        None,
-    )  # rows end with "}\n" already
 
     def __init__(self) -> None:
         self._encode_into = make_encoder().encode_into

@@ -342,17 +342,14 @@ class RingWriter(_RingView):
 
         return append
 
-    def put(self, kind: int, row: bytes | bytearray, closing: bytes | None = None) -> bool:
-        """Append one row (lock held). With ``closing``, the row's last byte is replaced by it.
-        False when the ring has no room now (the caller applies the full-ring policy);
-        ``ValueError`` when it never will."""
-        if closing is not None:
-            row = bytes(row[:-1]) + closing
+    def put(self, kind: int, row: bytes | bytearray) -> bool:
+        """Append one row (lock held). False when the ring has no room now (the caller applies
+        the full-ring policy); ``ValueError`` when it never will."""
         return self.appenders[kind](row)
 
-    def try_put(self, kind: int, row: bytes | bytearray, closing: bytes | None = None) -> bool:
+    def try_put(self, kind: int, row: bytes | bytearray) -> bool:
         with self.lock:
-            return self.put(kind, row, closing)
+            return self.put(kind, row)
 
     def written_head(self, kind: int) -> int:
         return self.head(kind)

@@ -130,12 +130,12 @@ def test_a_row_never_wraps(segment) -> None:  # type: ignore[no-untyped-def]
     reader.release()
 
 
-def test_closing_replaces_the_last_byte(segment) -> None:  # type: ignore[no-untyped-def]
+def test_rows_land_back_to_back_as_written(segment) -> None:  # type: ignore[no-untyped-def]
     writer = RingWriter(segment)
     reader = RingReader(segment)
     with writer.lock:
-        assert writer.put(KIND_TRACE, b'{"a":1}', b"}\n")
-        assert writer.put(KIND_TRACE, bytearray(b'{"b":2}'), b"}\n")
+        assert writer.put(KIND_TRACE, b'{"a":1}\n')
+        assert writer.put(KIND_TRACE, bytearray(b'{"b":2}\n'))
     start, head = reader.available(KIND_TRACE)
     assert reader.copy(KIND_TRACE, start, head) == b'{"a":1}\n{"b":2}\n'
     writer.release()
