@@ -476,7 +476,10 @@ def split_lines(data: bytes, limit: int) -> tuple[int, int]:
             cut = data.find(b"\n")
         length = cut + 1
         return length, data.count(b"\n", 0, length)
-    return len(data), data.count(b"\n")
+    if data[-1:] == b"\n" or not data:
+        return len(data), data.count(b"\n")
+    length = data.rfind(b"\n") + 1  # a window that ends inside a row stops before it
+    return length, data.count(b"\n", 0, length)
 
 
 def split_delimited(data: bytes, limit: int) -> tuple[int, int]:
@@ -486,15 +489,17 @@ def split_delimited(data: bytes, limit: int) -> tuple[int, int]:
     while position < size:
         shift = length = 0
         cursor = position + 1  # one tag byte: field numbers below 16
-        while True:
+        while cursor < size:
             byte = data[cursor]
             length |= (byte & 0x7F) << shift
             cursor += 1
             if byte < 0x80:
                 break
             shift += 7
+        else:
+            break  # a row cut short by the end of ``data``
         end = cursor + length
-        if end > limit and rows:
+        if end > size or (end > limit and rows):
             break
         position = end
         rows += 1

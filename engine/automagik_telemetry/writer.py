@@ -197,9 +197,12 @@ class Writer:
         self.parked: list[Batch] = []
         self.senders = Senders(self.deliver, settings.max_in_flight)
         self._split = SPLITTERS[settings.record_format]
-        # A batch holds its rows in the ring until delivered: with a quarter of the ring per
-        # batch, the batches in flight never take the room the application writes into.
-        self.batch_cap = min(settings.max_batch_bytes, self.reader.capacity // 4)
+        # A batch holds its rows in the ring until delivered: with one part of the ring per
+        # batch in flight plus one, the batches in flight never take all the room the
+        # application writes into (a third of the ring each with two senders).
+        self.batch_cap = min(
+            settings.max_batch_bytes, self.reader.capacity // (settings.max_in_flight + 1)
+        )
         self._stats_lock = threading.Lock()
         self._discover_lock = threading.Lock()
         # The application's pid comes from the settings, not getppid(): an application that
@@ -313,18 +316,24 @@ class Writer:
             body = self.reader.copy(kind, start, cut)
             self.reader.advance(kind, cut)
             return Batch(kind, start, cut, self._split(body, len(body))[1], body)
-        body = self.reader.copy(kind, start, min(head, start + 2 * cap))
+        due = exiting or now - since >= settings.flush_interval or self.flush_target(kind) > start
+        if not due and self.senders.in_flight and head - start < cap:
+            # Another batch is on its way: let this one grow to a full batch. Under load the
+            # inserts are then as large as the cap allows, and each insert costs the server a
+            # part to write and later merge (measured on 18.16: 5.5 µs of server CPU per row
+            # in 31k-row inserts, 3.3 µs in 250k-row ones). A batch that waits here is never
+            # copied, so waiting costs nothing per pass.
+            return None
+        # A window one byte past the cap tells whether more rows wait than one batch takes,
+        # and one past the largest row always holds a whole row.
+        window = max(cap, self.reader.max_row) + 1
+        body = self.reader.copy(kind, start, min(head, start + window))
         length, rows = self._split(body, cap)
-        due = (
-            length < len(body)
-            or exiting
-            or now - since >= settings.flush_interval
-            or self.flush_target(kind) > start
-            or length >= cap // 2
-        )
+        if not rows:
+            return None  # cannot happen: the window holds a whole row
         if length < len(body):
             body = body[:length]
-        if not due and rows < settings.batch_size:
+        elif not due and rows < settings.batch_size and length < cap // 2:
             return None
         end = self._end_after(kind, start, head, len(body))
         self.reader.advance(kind, end)

@@ -214,6 +214,9 @@ def test_writer_sigkilled_with_an_older_batch_in_flight_recuts_the_same_batches_
         tracker.track(names[:200])
         assert wait_until(lambda: not front.hook_armed, 10)
         tracker.track(names[200:400])
+        # with B1 in flight, B2 would wait to grow into a full batch: a flush request (which
+        # times out, B1 being held) sends it now
+        assert tracker.call(lambda: client.flush(timeout=0.05)) is False
         assert wait_until(lambda: inserts("forwarded") == 1, 10), front.exchanges
         time.sleep(0.3)  # the writer has taken B2's answer in (it cannot commit past B1)
         tracker.track(names[400:500])  # fewer than batch_size: they wait in the ring

@@ -152,3 +152,7 @@ def test_split_lines_and_delimited() -> None:
     assert split_delimited(fields, 6) == (5, 1)
     big = b"\x12\xac\x02" + b"y" * 300  # a two-byte varint length
     assert split_delimited(big + fields, 10_000) == (len(big) + len(fields), 4)
+    # a window that ends inside a row (its varint length or its bytes) stops before that row
+    assert split_lines(data[:9], 100) == (8, 2)
+    assert split_delimited(fields + big[:2], 10_000) == (len(fields), 3)
+    assert split_delimited(fields + big[:10], 10_000) == (len(fields), 3)
