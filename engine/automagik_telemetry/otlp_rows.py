@@ -4,17 +4,37 @@ Two encodings, one per ``otlp_protocol``; each row is exactly what goes inside t
 ``spans`` / ``metrics`` / ``logRecords`` list, so the writer frames a batch with one envelope
 around the ring's bytes and never touches rows one by one (``sinks/otlp.py``).
 
-* ``OtlpJsonRows`` (``http/json``): a JSON object per row, encoded with msgspec into one reused
-  buffer, OTLP/JSON as the specification wants it: lowerCamelCase keys, trace ids as 32 and span
-  ids as 16 hex characters, enums as integers, 64-bit integers (times, ``intValue``, counts) as
-  strings, non-finite doubles as ``"NaN"`` / ``"Infinity"`` / ``"-Infinity"``; then a newline
-  (JSON escapes newlines inside strings, so a newline only ever ends a row, and ``\\n{`` only
-  ever separates two).
+* ``OtlpJsonRows`` (``http/json``): a JSON object per row, OTLP/JSON as the specification wants
+  it: lowerCamelCase keys, trace ids as 32 and span ids as 16 hex characters, enums as integers,
+  64-bit integers (times, ``intValue``, counts) as strings, non-finite doubles as ``"NaN"`` /
+  ``"Infinity"`` / ``"-Infinity"``; then a newline (JSON escapes newlines inside strings, so a
+  newline only ever ends a row, and ``\\n{`` only ever separates two). The row is joined by hand
+  from constant pieces and cached ones; every string and double in it is encoded by msgspec (its
+  escaping, its shortest float text), nested values (lists, maps, bytes) as msgspec structs.
 * ``OtlpProtobufRows`` (``http/protobuf``): the ``Span`` / ``Metric`` / ``LogRecord`` message,
   hand-encoded (tag bytes, varints, fixed64), as one length-delimited field 2 of its
   ``ScopeSpans`` / ``ScopeMetrics`` / ``ScopeLogs``: tag ``0x12``, varint length, message. No
   protobuf message object is built per call; the tests parse these bytes with the official
   ``opentelemetry-proto`` messages.
+
+Attributes are most of a row's cost, and most of them repeat (the same route, method, status,
+region), so each is encoded once into its whole fragment (JSON: ``{"key":…,"value":{…}}``;
+protobuf: the repeated ``KeyValue`` field, tag and length included) and the rows join fragments
+(``Fragments``). The cache rule, which the tests hold against a straightforward encoder for any
+input (``tests/unit/test_otlp_rows_property.py``):
+
+* keyed by ``(key, value, type(key), type(value))`` (``functools.lru_cache(typed=True)``), so
+  values that are equal and hash alike but encode differently (``True`` / ``1`` / ``1.0``, a
+  str and a str subclass, an int and an IntEnum) never share an entry;
+* only str keys of at most ``CACHED_TEXT_MAX`` characters, and values whose fragment depends on
+  nothing but their value: None, bools, ints in int64, doubles other than zero and NaN (``0.0``
+  and ``-0.0`` are equal but different doubles), strs of at most ``CACHED_TEXT_MAX`` characters,
+  and longer strs up to ``LONG_TEXT_MAX`` within ``FRAGMENT_TEXT_BUDGET`` characters (the cache
+  is cleared when they have used it up); no larger value is ever kept alive;
+* bounded: ``FRAGMENT_CACHE_LIMIT`` entries per cache (least recently used out first), one cache
+  per encoder and field; the name and key caches are cleared at ``_NAME_CACHE_LIMIT``;
+* a mapping is looked up in C in one pass (no Python code per attribute when all hit); a key
+  whose value the cache refused is remembered (bounded), and mappings with it go item by item.
 
 Attribute values keep their type: ``str`` -> ``stringValue``, ``bool`` -> ``boolValue``, ``int``
 -> ``intValue`` (an int outside int64 travels as its decimal text), ``float`` -> ``doubleValue``,
@@ -35,8 +55,9 @@ What each call becomes:
   also set as the record's ids, so logs correlate with traces.
 
 Ids: every span is the root of its own trace: a random 16-byte trace id and 8-byte span id,
-sliced from a pool refilled from ``os.urandom`` every 4096 spans (a fresh pool per encoder, so a
-forked child, which builds its own encoder, never repeats its parent's ids).
+from a pool refilled from ``os.urandom`` every 4096 spans, laid out and split in C, ready to
+copy (protobuf: both id fields; JSON: the row's start up to its name) (a fresh pool per encoder,
+so a forked child, which builds its own encoder, never repeats its parent's ids).
 
 Encoders are not thread-safe: the client calls them under its ring lock.
 """
@@ -45,7 +66,9 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import lru_cache, partial
+from itertools import starmap
 from typing import Any, Final
 
 import msgspec
@@ -63,11 +86,19 @@ TEMPORALITY_DELTA: Final = 1
 EXCEPTION_EVENT: Final = "exception"
 EXCEPTION_KEYS: Final = frozenset({"exception.type", "exception.message", "exception.stacktrace"})
 IDS_PER_REFILL: Final = 4096
+# Enum members as constants: ``MetricType.HISTOGRAM`` is a slow attribute lookup on a hot path
+_HISTOGRAM: Final = MetricType.HISTOGRAM
+_COUNTER: Final = MetricType.COUNTER
 
 _INT64_LOW: Final = -(1 << 63)
 _INT64_END: Final = 1 << 63
 _UINT64_MASK: Final = (1 << 64) - 1
 _NAME_CACHE_LIMIT: Final = 4096
+FRAGMENT_CACHE_LIMIT: Final = 4096  # attribute fragments kept per cache
+CACHED_TEXT_MAX: Final = 64  # longer keys are encoded every time; longer str values...
+LONG_TEXT_MAX: Final = 1024  # ...up to this are cached within FRAGMENT_TEXT_BUDGET
+FRAGMENT_TEXT_BUDGET: Final = 65536  # characters of such values per cache, then cleared
+_SLOW_KEY_MAX: Final = 4 * CACHED_TEXT_MAX
 
 _pack_u64 = struct.Struct("<Q").pack
 _pack_i64 = struct.Struct("<q").pack
@@ -116,6 +147,114 @@ def resource_attributes(resource: Resource) -> dict[str, Any]:
         }
     )
     return attributes
+
+
+# --- attribute fragments --------------------------------------------------------------------
+
+
+def _cacheable(key: Any, value: Any) -> bool:
+    """Whether the fragment of ``key: value`` may be kept: a str key of at most
+    ``CACHED_TEXT_MAX`` characters, and a value of an exact type whose fragment depends on
+    nothing else: a str of at most ``LONG_TEXT_MAX`` characters (no large text kept alive),
+    None, a bool, an int in int64, or a float other than zero and NaN (0.0 and -0.0 are equal
+    and hash alike but are different doubles; NaN is never equal to itself)."""
+    if type(key) is not str or len(key) > CACHED_TEXT_MAX:
+        return False
+    t = type(value)
+    if t is str:
+        return len(value) <= LONG_TEXT_MAX
+    if value is None:
+        return True
+    if t is int:
+        return bool(_INT64_LOW <= value < _INT64_END)
+    if t is float:
+        return bool(value == value and value != 0.0)
+    return t is bool
+
+
+class _Uncacheable(Exception):
+    """Raised by a cached fragment function for an attribute its cache must not keep."""
+
+
+class Fragments:
+    """The encoded fragments of attributes (``KeyValue`` objects or fields), cached.
+
+    ``encode(key, value)`` makes one fragment. The cache is ``functools.lru_cache`` with
+    ``typed=True``: keyed by ``(key, value, type(key), type(value))``, so ``True``, ``1`` and
+    ``1.0`` (equal, and hashed alike) never share a fragment, nor a str with a str subclass;
+    bounded (``FRAGMENT_CACHE_LIMIT`` entries, the least recently used out first); looked up
+    in C, a whole mapping in one ``starmap``, no Python code per attribute on a hit. Its
+    function refuses (raises) what ``_cacheable`` refuses, so nothing else is ever kept. A
+    mapping holding such a value is encoded item by item instead, and the key remembered in
+    ``slow_keys`` (bounded too): from then on, mappings with that key go through a
+    comprehension that encodes that key's values directly and looks the others up, with no
+    exception raised.
+    """
+
+    __slots__ = ("cached", "encode", "slow_keys")
+
+    def __init__(self, encode: Callable[[Any, Any], bytes]) -> None:
+        budget = [FRAGMENT_TEXT_BUDGET]  # characters of long text the cache may still take
+
+        def fragment(key: Any, value: Any) -> bytes:
+            if not _cacheable(key, value):
+                raise _Uncacheable
+            if type(value) is str and len(value) > CACHED_TEXT_MAX:
+                budget[0] -= len(value)
+                if budget[0] < 0:  # spent: start again from an empty cache
+                    budget[0] = FRAGMENT_TEXT_BUDGET - len(value)
+                    cached.cache_clear()
+            return encode(key, value)
+
+        cached = lru_cache(maxsize=FRAGMENT_CACHE_LIMIT, typed=True)(fragment)
+        self.encode = encode
+        self.cached: Callable[[Any, Any], bytes] = cached
+        self.slow_keys: set[Any] = set()
+
+    def extend(self, parts: list[bytes], attributes: Mapping[Any, Any]) -> None:
+        """Append the fragment of every item of ``attributes`` to ``parts``, in order."""
+        start = len(parts)
+        slow_keys = self.slow_keys
+        try:
+            if not slow_keys or slow_keys.isdisjoint(attributes):
+                parts += starmap(self.cached, attributes.items())
+            else:
+                cached, encode = self.cached, self.encode
+                parts += [
+                    encode(key, value) if key in slow_keys else cached(key, value)
+                    for key, value in attributes.items()
+                ]
+            return
+        except Exception:  # a value refused, unhashable, or not encodable: item by item
+            del parts[start:]
+        self._one_by_one(parts, attributes)
+
+    def join(self, attributes: Mapping[Any, Any]) -> bytes:
+        """The fragments of ``attributes``, comma-separated (OTLP/JSON)."""
+        if not self.slow_keys:
+            try:
+                return b",".join(starmap(self.cached, attributes.items()))
+            except Exception:
+                parts: list[bytes] = []
+                self._one_by_one(parts, attributes)
+                return b",".join(parts)
+        parts = []
+        self.extend(parts, attributes)
+        return b",".join(parts)
+
+    def _one_by_one(self, parts: list[bytes], attributes: Mapping[Any, Any]) -> None:
+        """``extend`` without exceptions of its own, remembering the keys of refused values
+        (an exception from ``encode`` itself propagates)."""
+        cached, encode, slow_keys = self.cached, self.encode, self.slow_keys
+        for key, value in attributes.items():
+            if _cacheable(key, value):
+                parts.append(cached(key, value))
+                continue
+            parts.append(encode(key, value))
+            if type(key) is not str or len(key) <= _SLOW_KEY_MAX:
+                if len(slow_keys) >= _NAME_CACHE_LIMIT:
+                    slow_keys.clear()
+                slow_keys.add(key)
 
 
 # --- protobuf primitives --------------------------------------------------------------------
@@ -192,57 +331,51 @@ def _pb_any_other(value: Any) -> bytes:
     return pb_any(str(value))
 
 
-def pb_attributes(attributes: Mapping[Any, Any], tag: bytes) -> bytes:
-    """Repeated ``KeyValue`` fields (field ``tag``) for every item of ``attributes``."""
-    parts: list[bytes] = []
-    pb_key_values(parts, attributes, tag)
-    return b"".join(parts)
-
-
-_KEY_FIELDS: dict[Any, bytes] = {}
+_KEY_FIELDS: dict[str, bytes] = {}
 
 
 def _key_field(key: Any) -> bytes:
-    """``KeyValue.key`` (field 1) followed by the tag of ``KeyValue.value`` (field 2)."""
-    field = _pb_text(b"\x0a", key if type(key) is str else str(key)) + b"\x12"
-    if len(_KEY_FIELDS) < _NAME_CACHE_LIMIT:
+    """``KeyValue.key`` (field 1) followed by the tag of ``KeyValue.value`` (field 2). Only
+    str keys are cached: ``1``, ``1.0`` and ``True`` are equal keys with different texts."""
+    if type(key) is not str:
+        return _pb_text(b"\x0a", str(key)) + b"\x12"
+    field = _pb_text(b"\x0a", key) + b"\x12"
+    if len(key) <= CACHED_TEXT_MAX:
+        if len(_KEY_FIELDS) >= _NAME_CACHE_LIMIT:
+            _KEY_FIELDS.clear()
         _KEY_FIELDS[key] = field
     return field
 
 
-def pb_key_values(parts: list[bytes], attributes: Mapping[Any, Any], tag: bytes) -> None:
-    """Append the pieces of repeated ``KeyValue`` fields to ``parts`` (joined once by the
-    caller: one allocation for the whole message). Keys are cached; the common value types are
-    encoded inline."""
-    keys = _KEY_FIELDS
-    small = _SMALL_VARINTS
-    for key, value in attributes.items():
-        k = keys.get(key) or _key_field(key)
-        t = type(value)
-        if t is str:
-            data = value.encode("utf-8", "replace")
-            n = len(data)
-            if n < 125 and len(k) < 1900:  # every length below fits the small-varint table
-                parts += (tag, small[len(k) + n + 3], k, small[n + 2], b"\x0a", small[n], data)
-                continue
-            av = b"\x0a" + varint(n) + data
-        elif t is int and _INT64_LOW <= value < _INT64_END:
-            av = b"\x18" + varint(value)
-        elif t is bool:
-            av = b"\x10\x01" if value else b"\x10\x00"
-        elif t is float:
-            av = b"\x21" + _pack_f64(value)
-        else:
-            av = pb_any(value)
-        n = len(av)
-        vn = small[n] if n < 2048 else _varint_slow(n)
-        m = len(k) + len(vn) + n
-        parts += (tag, small[m] if m < 2048 else _varint_slow(m), k, vn, av)
+def pb_key_value(key: Any, value: Any, tag: bytes) -> bytes:
+    """One repeated ``KeyValue`` field (field ``tag``): tag, varint length, message."""
+    k = (_KEY_FIELDS.get(key) if type(key) is str else None) or _key_field(key)
+    t = type(value)
+    if t is str:
+        data = value.encode("utf-8", "replace")
+        av = b"\x0a" + varint(len(data)) + data
+    elif t is int and _INT64_LOW <= value < _INT64_END:
+        av = b"\x18" + varint(value)
+    elif t is bool:
+        av = b"\x10\x01" if value else b"\x10\x00"
+    elif t is float:
+        av = b"\x21" + _pack_f64(value)
+    else:
+        av = pb_any(value)
+    n = len(av)
+    vn = _SMALL_VARINTS[n] if n < 2048 else _varint_slow(n)
+    m = len(k) + len(vn) + n
+    return b"".join((tag, _SMALL_VARINTS[m] if m < 2048 else _varint_slow(m), k, vn, av))
+
+
+def pb_attributes(attributes: Mapping[Any, Any], tag: bytes) -> bytes:
+    """Repeated ``KeyValue`` fields (field ``tag``) for every item of ``attributes``."""
+    return b"".join([pb_key_value(key, value, tag) for key, value in attributes.items()])
 
 
 def protobuf_resource(resource: Resource) -> bytes:
     """The ``Resource`` message."""
-    return bytes(pb_attributes(resource_attributes(resource), b"\x0a"))
+    return pb_attributes(resource_attributes(resource), b"\x0a")
 
 
 def protobuf_scope() -> bytes:
@@ -250,33 +383,45 @@ def protobuf_scope() -> bytes:
     return _pb_text(b"\x0a", SCOPE_NAME) + _pb_text(b"\x12", SCOPE_VERSION)
 
 
+_PB_ID_SIZE: Final = 28
+_PB_ID_SPLIT: Final = struct.Struct(f"{_PB_ID_SIZE}s" * IDS_PER_REFILL).unpack
+
+
 def _protobuf_ids() -> Iterator[bytes]:
     """Span id fields, ready to copy: ``trace_id`` (field 1, 16 bytes) then ``span_id``
-    (field 2, 8 bytes), 28 bytes per span, laid out in C by strided slice assignment."""
+    (field 2, 8 bytes), 28 bytes per span, laid out in C by strided slice assignment and
+    split in C by one ``struct`` unpack."""
     n = IDS_PER_REFILL
-    while True:
-        random = os.urandom(24 * n)
-        pool = bytearray(28 * n)
-        pool[0::28] = b"\x0a" * n
-        pool[1::28] = b"\x10" * n
-        pool[18::28] = b"\x12" * n
-        pool[19::28] = b"\x08" * n
-        for j in range(16):
-            pool[2 + j :: 28] = random[j::24]
-        for j in range(8):
-            pool[20 + j :: 28] = random[16 + j :: 24]
-        data = bytes(pool)
-        for i in range(0, 28 * n, 28):
-            yield data[i : i + 28]
+    random = os.urandom(24 * n)
+    pool = bytearray(_PB_ID_SIZE * n)
+    pool[0::28] = b"\x0a" * n
+    pool[1::28] = b"\x10" * n
+    pool[18::28] = b"\x12" * n
+    pool[19::28] = b"\x08" * n
+    for j in range(16):
+        pool[2 + j :: 28] = random[j::24]
+    for j in range(8):
+        pool[20 + j :: 28] = random[16 + j :: 24]
+    return iter(_PB_ID_SPLIT(pool))
 
 
 class OtlpProtobufRows:
     """Rows for ``otlp_protocol="http/protobuf"``: one length-delimited protobuf field each."""
 
     def __init__(self) -> None:
-        self._ids = _protobuf_ids()
+        self._next_ids: Callable[[], bytes] = _protobuf_ids().__next__
         self._span_names: dict[str, bytes] = {}
         self._metric_names: dict[str, bytes] = {}
+        # attribute fragments, one cache per field tag (the tag is part of the fragment)
+        # Span.attributes and HistogramDataPoint.attributes (field 9)
+        self._span_kvs = Fragments(partial(pb_key_value, tag=b"\x4a"))
+        self._point_kvs = Fragments(partial(pb_key_value, tag=b"\x3a"))  # NumberDataPoint (7)
+        self._log_kvs = Fragments(partial(pb_key_value, tag=b"\x32"))  # LogRecord (6)
+
+    def _ids(self) -> bytes:
+        """The next ids, from a fresh pool (the current one is spent)."""
+        self._next_ids = _protobuf_ids().__next__
+        return self._next_ids()
 
     @staticmethod
     def _name(cache: dict[str, bytes], tag: bytes, name: str) -> bytes:
@@ -291,13 +436,17 @@ class OtlpProtobufRows:
     def span(
         self, time_ns: int, name: str, attributes: Mapping[str, Any] | None, error: str | None
     ) -> bytes:
+        try:
+            ids = self._next_ids()
+        except StopIteration:
+            ids = self._ids()
         ts = _pack_u64(time_ns)
         name_field = self._span_names.get(name) or self._name(self._span_names, b"\x2a", name)
         # trace_id, span_id, name, kind INTERNAL, start_time_unix_nano, end_time_unix_nano
-        parts = [next(self._ids), name_field, b"\x30\x01\x39", ts, b"\x41", ts]
+        parts = [ids, name_field, b"\x30\x01\x39", ts, b"\x41", ts]
         if error is None:
             if attributes:
-                pb_key_values(parts, attributes, b"\x4a")
+                self._span_kvs.extend(parts, attributes)
             span = b"".join(parts)
             n = len(span)
             return b"\x12" + (_SMALL_VARINTS[n] if n < 2048 else _varint_slow(n)) + span
@@ -305,7 +454,7 @@ class OtlpProtobufRows:
         exception: dict[str, Any] = {}
         for key, value in (attributes or {}).items():
             (exception if key in EXCEPTION_KEYS else span_attributes)[key] = value
-        pb_key_values(parts, span_attributes, b"\x4a")
+        self._span_kvs.extend(parts, span_attributes)
         event = b"\x09" + ts + b"\x12\x09exception" + pb_attributes(exception, b"\x1a")
         parts.append(delimited(b"\x5a", event))  # events
         parts.append(delimited(b"\x7a", _pb_text(b"\x12", error) + b"\x18\x02"))  # status ERROR
@@ -321,9 +470,10 @@ class OtlpProtobufRows:
     ) -> bytes:
         ts = _pack_u64(time_ns)
         parts: list[bytes] = []
-        if attributes:
-            pb_key_values(parts, attributes, b"\x4a" if kind is MetricType.HISTOGRAM else b"\x3a")
-        if kind is MetricType.HISTOGRAM:
+        small = _SMALL_VARINTS
+        if kind is _HISTOGRAM:
+            if attributes:
+                self._span_kvs.extend(parts, attributes)
             number = float(value)
             packed = _pack_f64(number)
             # start, time, count 1, sum, bucket_counts, explicit_bounds, min, max
@@ -331,22 +481,34 @@ class OtlpProtobufRows:
                 b"\x11", ts, b"\x19", ts, _PB_COUNT_ONE, b"\x29", packed,
                 _PB_BUCKETS[histogram_bucket(number)], _PB_BOUNDS, b"\x59", packed, b"\x61", packed,
             )  # fmt: skip
-            data = delimited(b"\x0a", b"".join(parts)) + b"\x10\x01"  # temporality DELTA
-            body = delimited(b"\x4a", data)
+            tag, tail = b"\x4a", b"\x10\x01"  # histogram, temporality DELTA
         else:
-            if kind is MetricType.COUNTER:
+            if attributes:
+                self._point_kvs.extend(parts, attributes)
+            if kind is _COUNTER:
                 parts += (b"\x11", ts)
+                tag, tail = b"\x3a", b"\x10\x01\x18\x01"  # sum, temporality DELTA, monotonic
+            else:
+                tag, tail = b"\x2a", b""  # gauge
             parts += (b"\x19", ts)
             if type(value) is int and _INT64_LOW <= value < _INT64_END:
                 parts += (b"\x31", _pack_i64(value))
             else:
                 parts += (b"\x21", _pack_f64(float(value)))
-            point = delimited(b"\x0a", b"".join(parts))
-            if kind is MetricType.COUNTER:  # temporality DELTA, monotonic
-                body = delimited(b"\x3a", point + b"\x10\x01\x18\x01")
-            else:
-                body = delimited(b"\x2a", point)
-        return delimited(b"\x12", self._name(self._metric_names, b"\x0a", name) + body)
+        # Metric { name, <tag> { data_points (1) { point }, tail } }: the lengths computed
+        # here, one copy of the point
+        point = b"".join(parts)
+        n = len(point)
+        n_varint = small[n] if n < 2048 else _varint_slow(n)
+        m = 1 + len(n_varint) + n + len(tail)
+        m_varint = small[m] if m < 2048 else _varint_slow(m)
+        names = self._metric_names
+        name_field = names.get(name) or self._name(names, b"\x0a", name)
+        total = len(name_field) + 1 + len(m_varint) + m
+        return b"".join((
+            b"\x12", small[total] if total < 2048 else _varint_slow(total), name_field,
+            tag, m_varint, b"\x0a", n_varint, point, tail,
+        ))  # fmt: skip
 
     def log(
         self,
@@ -356,21 +518,26 @@ class OtlpProtobufRows:
         attributes: Mapping[str, Any] | None,
     ) -> bytes:
         ts = _pack_u64(time_ns)
+        data = (message if type(message) is str else str(message)).encode("utf-8", "replace")
+        n = len(data)
         # time_unix_nano, severity_number + severity_text, body, observed_time_unix_nano
-        parts = [
-            b"\x09", ts, _PB_SEVERITY[severity],
-            delimited(b"\x2a", pb_any(message if type(message) is str else str(message))),
-            b"\x59", ts,
-        ]  # fmt: skip
+        parts = [b"\x09", ts, _PB_SEVERITY[severity._name_]]
+        if n < 125:  # the body's two lengths fit one byte each
+            parts += (b"\x2a", _SMALL_VARINTS[n + 2], b"\x0a", _SMALL_VARINTS[n], data)
+        else:
+            parts.append(delimited(b"\x2a", b"\x0a" + varint(n) + data))
+        parts += (b"\x59", ts)
         if attributes:
-            pb_key_values(parts, attributes, b"\x32")
+            self._log_kvs.extend(parts, attributes)
             if "trace_id" in attributes or "span_id" in attributes:
                 trace_id, span_id = log_ids(attributes)
                 if trace_id:
                     parts += (b"\x4a\x10", bytes.fromhex(trace_id))
                 if span_id:
                     parts += (b"\x52\x08", bytes.fromhex(span_id))
-        return delimited(b"\x12", b"".join(parts))
+        row = b"".join(parts)
+        n = len(row)
+        return b"\x12" + (_SMALL_VARINTS[n] if n < 2048 else _varint_slow(n)) + row
 
 
 _PB_COUNT_ONE: Final = b"\x21" + _pack_u64(1)
@@ -382,8 +549,10 @@ _PB_BUCKETS: Final = tuple(
     )
 )
 _PB_BOUNDS: Final = delimited(b"\x3a", b"".join(_pack_f64(b) for b in HISTOGRAM_BOUNDS))
+# keyed by name: an Enum member's own hash is a Python method (slow on a hot path)
 _PB_SEVERITY: Final = {
-    level: b"\x10" + varint(level.value) + _pb_text(b"\x1a", level.name) for level in LogSeverity
+    level.name: b"\x10" + varint(level.value) + _pb_text(b"\x1a", level.name)
+    for level in LogSeverity
 }
 
 
@@ -496,117 +665,87 @@ def _json_any_other(value: Any) -> Any:
 
 
 def json_attributes(attributes: Mapping[Any, Any]) -> list[_KeyValue]:
-    # json_any inlined for the common types: one Python call less per attribute, which is
-    # most of an event's cost on the calling thread
-    out: list[_KeyValue] = []
-    append = out.append
-    for key, value in attributes.items():
-        t = type(value)
-        if t is str:
-            wrapped: Any = _Str(value)
-        elif t is bool:
-            wrapped = _TRUE if value else _FALSE
-        elif t is int and _INT64_LOW <= value < _INT64_END:
-            wrapped = _Int(str(value))
-        elif t is float and value - value == 0.0:
-            wrapped = _Double(value)
-        else:
-            wrapped = json_any(value)
-        append(_KeyValue(key if type(key) is str else str(key), wrapped))
-    return out
+    """``KeyValue`` objects for msgspec to encode (nested maps and the resource)."""
+    return [
+        _KeyValue(key if type(key) is str else str(key), json_any(value))
+        for key, value in attributes.items()
+    ]
 
 
-class _Status(msgspec.Struct, gc=False):
-    message: str
-    code: int
+def _json_fallback(obj: Any) -> Any:
+    return str(obj)
 
 
-class _Event(msgspec.Struct, gc=False, rename="camel"):
-    time_unix_nano: str
-    name: str
-    attributes: Sequence[_KeyValue]
+# One encoder for every JSON piece; ``encode`` keeps no state between calls (thread-safe).
+# The hook gives str subclasses (and anything else msgspec does not take) their ``str()``.
+_json_encode: Final = msgspec.json.Encoder(enc_hook=_json_fallback).encode
+_JSON_KEYS: dict[str, bytes] = {}
 
 
-class _Span(msgspec.Struct, gc=False, rename="camel", omit_defaults=True):
-    trace_id: str
-    span_id: str
-    name: str
-    kind: int
-    start_time_unix_nano: str
-    end_time_unix_nano: str
-    attributes: Sequence[_KeyValue] = ()
-    events: Sequence[_Event] = ()
-    status: _Status | None = None
+def _json_key(key: Any) -> bytes:
+    """The start of a ``KeyValue`` object, up to its value's field name: ``{"key":…,"value":{``."""
+    text = key if type(key) is str else str(key)
+    head = b'{"key":' + _json_encode(text) + b',"value":{'
+    if type(key) is str and len(key) <= CACHED_TEXT_MAX:
+        if len(_JSON_KEYS) >= _NAME_CACHE_LIMIT:
+            _JSON_KEYS.clear()
+        _JSON_KEYS[key] = head
+    return head
 
 
-class _NumberPoint(msgspec.Struct, gc=False, rename="camel", omit_defaults=True):
-    time_unix_nano: str
-    start_time_unix_nano: str | None = None
-    as_int: str | None = None
-    as_double: float | str | None = None
-    attributes: Sequence[_KeyValue] = ()
+def json_key_value(key: Any, value: Any) -> bytes:
+    """One ``KeyValue`` object; the common value types written around msgspec's text of the
+    value, the others encoded whole by msgspec (``json_any``)."""
+    t = type(value)
+    if t is str:
+        middle, text, end = b'"stringValue":', _json_encode(value), b"}}"
+    elif t is int and _INT64_LOW <= value < _INT64_END:
+        middle, text, end = b'"intValue":"', b"%d" % value, b'"}}'
+    elif t is bool:
+        return _json_key_head(key) + (b'"boolValue":true}}' if value else b'"boolValue":false}}')
+    elif t is float:
+        middle, text, end = b'"doubleValue":', _json_encode(json_double(value)), b"}}"
+    else:
+        return _json_encode(_KeyValue(key if type(key) is str else str(key), json_any(value)))
+    return b"".join((_json_key_head(key), middle, text, end))
 
 
-class _HistogramPoint(msgspec.Struct, gc=False, rename="camel", omit_defaults=True):
-    start_time_unix_nano: str
-    time_unix_nano: str
-    count: str
-    sum: float | str
-    bucket_counts: msgspec.Raw
-    explicit_bounds: msgspec.Raw
-    min: float | str
-    max: float | str
-    attributes: Sequence[_KeyValue] = ()
-
-
-class _Gauge(msgspec.Struct, gc=False, rename="camel"):
-    data_points: tuple[_NumberPoint]
-
-
-class _Sum(msgspec.Struct, gc=False, rename="camel"):
-    data_points: tuple[_NumberPoint]
-    aggregation_temporality: int
-    is_monotonic: bool
-
-
-class _Histogram(msgspec.Struct, gc=False, rename="camel"):
-    data_points: tuple[_HistogramPoint]
-    aggregation_temporality: int
-
-
-class _Metric(msgspec.Struct, gc=False, omit_defaults=True):
-    name: str
-    gauge: _Gauge | None = None
-    sum: _Sum | None = None
-    histogram: _Histogram | None = None
-
-
-class _Log(msgspec.Struct, gc=False, rename="camel", omit_defaults=True):
-    time_unix_nano: str
-    observed_time_unix_nano: str
-    severity_number: int
-    severity_text: str
-    body: _Str
-    attributes: Sequence[_KeyValue] = ()
-    trace_id: str = ""
-    span_id: str = ""
+def _json_key_head(key: Any) -> bytes:
+    return (_JSON_KEYS.get(key) if type(key) is str else None) or _json_key(key)
 
 
 _JSON_BUCKETS: Final = tuple(
-    msgspec.Raw(msgspec.json.encode([str(int(i == j)) for i in range(len(HISTOGRAM_BOUNDS) + 1)]))
+    msgspec.json.encode([str(int(i == j)) for i in range(len(HISTOGRAM_BOUNDS) + 1)])
     for j in range(len(HISTOGRAM_BOUNDS) + 1)
 )
-_JSON_BOUNDS: Final = msgspec.Raw(msgspec.json.encode(list(HISTOGRAM_BOUNDS)))
-_SEVERITY_NAMES: Final = {level: level.name for level in LogSeverity}
+_JSON_BOUNDS: Final = msgspec.json.encode(list(HISTOGRAM_BOUNDS))
+_JSON_SEVERITY: Final = {  # keyed by name, as _PB_SEVERITY
+    level.name: b'","severityNumber":%d,"severityText":"%s","body":{"stringValue":'
+    % (level.value, level.name.encode())
+    for level in LogSeverity
+}
+_JSON_ID_HEAD: Final = (b'{"traceId":"', b'","spanId":"', b'","name":')
+_JSON_ID_SIZE: Final = sum(map(len, _JSON_ID_HEAD)) + 48
+_JSON_ID_SPLIT: Final = struct.Struct(f"{_JSON_ID_SIZE}s" * IDS_PER_REFILL).unpack
 
 
-def _hex_ids() -> Iterator[tuple[str, str]]:
-    """(trace id, span id) as hex, sliced from a pool of random bytes."""
+def _json_ids() -> Iterator[bytes]:
+    """The start of a span up to its name, with its random ids as hex:
+    ``{"traceId":"<32 hex>","spanId":"<16 hex>","name":``, laid out in C by strided slice
+    assignment and split in C by one ``struct`` unpack."""
     n = IDS_PER_REFILL
-    while True:
-        pool = os.urandom(24 * n).hex()
-        for i in range(0, 48 * n, 48):
-            yield pool[i : i + 32], pool[i + 32 : i + 48]
+    size = _JSON_ID_SIZE
+    digits = os.urandom(24 * n).hex().encode("ascii")  # 48 per span: trace id, span id
+    pool = bytearray(size * n)
+    at = 0
+    for text, hex_from, hex_count in zip(_JSON_ID_HEAD, (0, 32, 0), (32, 16, 0), strict=True):
+        for byte in text:
+            pool[at::size] = bytes((byte,)) * n
+            at += 1
+        for j in range(hex_from, hex_from + hex_count):
+            pool[at::size] = digits[j::48]
+            at += 1
+    return iter(_JSON_ID_SPLIT(pool))
 
 
 def json_resource(resource: Resource) -> bytes:
@@ -619,47 +758,65 @@ def json_scope() -> bytes:
     return msgspec.json.encode({"name": SCOPE_NAME, "version": SCOPE_VERSION})
 
 
-def _json_fallback(obj: Any) -> Any:
-    return str(obj)
-
-
 class OtlpJsonRows:
     """Rows for ``otlp_protocol="http/json"``: one OTLP/JSON object each, then a newline."""
 
     def __init__(self) -> None:
-        self._encode_into = msgspec.json.Encoder(enc_hook=_json_fallback).encode_into
-        self._buf = bytearray(1024)
-        self._ids = _hex_ids()
+        self._next_ids: Callable[[], bytes] = _json_ids().__next__
+        self._span_names: dict[str, bytes] = {}  # name -> "name","kind":1,"startTimeUnixNano":"
+        self._names: dict[str, bytes] = {}  # metric name -> its JSON text
+        self._kvs = Fragments(json_key_value)
         self._scrubbing = False
+
+    def _ids(self) -> bytes:
+        """The next ids, from a fresh pool (the current one is spent)."""
+        self._next_ids = _json_ids().__next__
+        return self._next_ids()
+
+    def _span_name(self, name: str) -> bytes:
+        cache = self._span_names
+        if len(cache) >= _NAME_CACHE_LIMIT:
+            cache.clear()
+        text = cache[name] = _json_encode(name) + b',"kind":1,"startTimeUnixNano":"'
+        return text
+
+    def _name(self, name: str) -> bytes:
+        cache = self._names
+        if len(cache) >= _NAME_CACHE_LIMIT:
+            cache.clear()
+        text = cache[name] = _json_encode(name)
+        return text
 
     def span(
         self, time_ns: int, name: str, attributes: Mapping[str, Any] | None, error: str | None
-    ) -> bytearray:
-        trace_id, span_id = next(self._ids)
-        ts = str(time_ns)
-        if error is None:
-            row = _Span(
-                trace_id, span_id, name, SPAN_KIND_INTERNAL, ts, ts,
-                json_attributes(attributes) if attributes else (),
-            )  # fmt: skip
-        else:
+    ) -> bytes:
+        try:
+            ids = self._next_ids()
+        except StopIteration:
+            ids = self._ids()
+        ts = b"%d" % time_ns
+        try:
+            head = self._span_names.get(name) or self._span_name(name)
+            if error is None:
+                if attributes:
+                    return b"".join((
+                        ids, head, ts, b'","endTimeUnixNano":"', ts, b'","attributes":[',
+                        self._kvs.join(attributes), b"]}\n",
+                    ))  # fmt: skip
+                return b"".join((ids, head, ts, b'","endTimeUnixNano":"', ts, b'"}\n'))
             span_attributes: dict[Any, Any] = {}
             exception: dict[str, Any] = {}
             for key, value in (attributes or {}).items():
                 (exception if key in EXCEPTION_KEYS else span_attributes)[key] = value
-            row = _Span(
-                trace_id, span_id, name, SPAN_KIND_INTERNAL, ts, ts,
-                json_attributes(span_attributes),
-                (_Event(ts, EXCEPTION_EVENT, json_attributes(exception)),),
-                _Status(error, STATUS_CODE_ERROR),
-            )  # fmt: skip
-        buf = self._buf
-        try:
-            self._encode_into(row, buf)
+            return b"".join((
+                ids, head, ts, b'","endTimeUnixNano":"', ts, b'","attributes":[',
+                self._kvs.join(span_attributes),
+                b'],"events":[{"timeUnixNano":"', ts, b'","name":"exception","attributes":[',
+                b",".join([json_key_value(k, v) for k, v in exception.items()]),
+                b']}],"status":{"message":', _json_encode(error), b',"code":2}}\n',
+            ))  # fmt: skip
         except UnicodeEncodeError:  # a lone surrogate somewhere: rare, so handled here
             return self._scrubbed(self.span, time_ns, name, attributes, error)
-        buf.append(10)  # "\n": the row's end
-        return buf
 
     def metric(
         self,
@@ -668,35 +825,38 @@ class OtlpJsonRows:
         value: float,
         kind: MetricType,
         attributes: Mapping[str, Any] | None,
-    ) -> bytearray:
-        ts = str(time_ns)
-        attrs = json_attributes(attributes) if attributes else ()
-        if kind is MetricType.HISTOGRAM:
-            number = float(value)
-            as_json = json_double(number)
-            # start, time, count, sum, bucket counts, bounds, min, max, attributes
-            point_h = _HistogramPoint(
-                ts, ts, "1", as_json, _JSON_BUCKETS[histogram_bucket(number)], _JSON_BOUNDS,
-                as_json, as_json, attrs,
-            )  # fmt: skip
-            row = _Metric(name, histogram=_Histogram((point_h,), TEMPORALITY_DELTA))
-        else:
-            if type(value) is int and _INT64_LOW <= value < _INT64_END:
-                point = _NumberPoint(ts, as_int=str(value), attributes=attrs)
-            else:
-                point = _NumberPoint(ts, as_double=json_double(float(value)), attributes=attrs)
-            if kind is MetricType.COUNTER:
-                point.start_time_unix_nano = ts
-                row = _Metric(name, sum=_Sum((point,), TEMPORALITY_DELTA, True))
-            else:
-                row = _Metric(name, gauge=_Gauge((point,)))
-        buf = self._buf
+    ) -> bytes:
+        ts = b"%d" % time_ns
         try:
-            self._encode_into(row, buf)
+            name_text = self._names.get(name) or self._name(name)
+            end = b',"attributes":[' + self._kvs.join(attributes) + b"]" if attributes else b""
+            if kind is _HISTOGRAM:
+                number = float(value)
+                as_json = _json_encode(json_double(number))
+                # start, time, count, sum, bucket counts, bounds, min, max, attributes
+                return b"".join((
+                    b'{"name":', name_text, b',"histogram":{"dataPoints":[{"startTimeUnixNano":"',
+                    ts, b'","timeUnixNano":"', ts, b'","count":"1","sum":', as_json,
+                    b',"bucketCounts":', _JSON_BUCKETS[histogram_bucket(number)],
+                    b',"explicitBounds":', _JSON_BOUNDS, b',"min":', as_json, b',"max":', as_json,
+                    end, b'}],"aggregationTemporality":1}}\n',
+                ))  # fmt: skip
+            if type(value) is int and _INT64_LOW <= value < _INT64_END:
+                number_text = b'","asInt":"%d"' % value
+            else:
+                number_text = b'","asDouble":' + _json_encode(json_double(float(value)))
+            if kind is _COUNTER:
+                return b"".join((
+                    b'{"name":', name_text, b',"sum":{"dataPoints":[{"timeUnixNano":"', ts,
+                    b'","startTimeUnixNano":"', ts, number_text, end,
+                    b'}],"aggregationTemporality":1,"isMonotonic":true}}\n',
+                ))  # fmt: skip
+            return b"".join((
+                b'{"name":', name_text, b',"gauge":{"dataPoints":[{"timeUnixNano":"', ts,
+                number_text, end, b"}]}}\n",
+            ))  # fmt: skip
         except UnicodeEncodeError:
             return self._scrubbed(self.metric, time_ns, name, value, kind, attributes)
-        buf.append(10)  # "\n": the row's end
-        return buf
 
     def log(
         self,
@@ -704,34 +864,34 @@ class OtlpJsonRows:
         message: str,
         severity: LogSeverity,
         attributes: Mapping[str, Any] | None,
-    ) -> bytearray:
-        ts = str(time_ns)
-        body = _Str(message if type(message) is str else str(message))
-        if attributes:
-            trace_id = span_id = ""
-            if "trace_id" in attributes or "span_id" in attributes:
-                trace_id, span_id = log_ids(attributes)
-            row = _Log(
-                ts, ts, severity.value, _SEVERITY_NAMES[severity], body,
-                json_attributes(attributes), trace_id, span_id,
-            )  # fmt: skip
-        else:
-            row = _Log(ts, ts, severity.value, _SEVERITY_NAMES[severity], body)
-        buf = self._buf
+    ) -> bytes:
+        ts = b"%d" % time_ns
         try:
-            self._encode_into(row, buf)
+            parts = [
+                b'{"timeUnixNano":"', ts, b'","observedTimeUnixNano":"', ts,
+                _JSON_SEVERITY[severity._name_],
+                _json_encode(message if type(message) is str else str(message)), b"}",
+            ]  # fmt: skip
+            if attributes:
+                parts += (b',"attributes":[', self._kvs.join(attributes), b"]")
+                if "trace_id" in attributes or "span_id" in attributes:
+                    trace_id, span_id = log_ids(attributes)
+                    if trace_id:
+                        parts += (b',"traceId":"', trace_id.encode(), b'"')
+                    if span_id:
+                        parts += (b',"spanId":"', span_id.encode(), b'"')
+            parts.append(b"}\n")
+            return b"".join(parts)
         except UnicodeEncodeError:
             return self._scrubbed(self.log, time_ns, message, severity, attributes)
-        buf.append(10)  # "\n": the row's end
-        return buf
 
-    def _scrubbed(self, method: Any, *args: Any) -> bytearray:
+    def _scrubbed(self, method: Any, *args: Any) -> bytes:
         """Encode again with lone surrogates replaced by "?" (as the protobuf rows do), once."""
         if self._scrubbing:
             raise ValueError("a value's text cannot be encoded as UTF-8")
         self._scrubbing = True
         try:
-            row: bytearray = method(*(scrub(arg) for arg in args))
+            row: bytes = method(*(scrub(arg) for arg in args))
             return row
         finally:
             self._scrubbing = False
