@@ -227,7 +227,7 @@ class Fragments:
             return
         except Exception:  # a value refused, unhashable, or not encodable: item by item
             del parts[start:]
-        self._one_by_one(parts, attributes)
+        self.one_by_one(parts, attributes)
 
     def join(self, attributes: Mapping[Any, Any]) -> bytes:
         """The fragments of ``attributes``, comma-separated (OTLP/JSON)."""
@@ -236,13 +236,13 @@ class Fragments:
                 return b",".join(starmap(self.cached, attributes.items()))
             except Exception:
                 parts: list[bytes] = []
-                self._one_by_one(parts, attributes)
+                self.one_by_one(parts, attributes)
                 return b",".join(parts)
         parts = []
         self.extend(parts, attributes)
         return b",".join(parts)
 
-    def _one_by_one(self, parts: list[bytes], attributes: Mapping[Any, Any]) -> None:
+    def one_by_one(self, parts: list[bytes], attributes: Mapping[Any, Any]) -> None:
         """``extend`` without exceptions of its own, remembering the keys of refused values
         (an exception from ``encode`` itself propagates)."""
         cached, encode, slow_keys = self.cached, self.encode, self.slow_keys
@@ -446,7 +446,15 @@ class OtlpProtobufRows:
         parts = [ids, name_field, b"\x30\x01\x39", ts, b"\x41", ts]
         if error is None:
             if attributes:
-                self._span_kvs.extend(parts, attributes)
+                kvs = self._span_kvs
+                if kvs.slow_keys:
+                    kvs.extend(parts, attributes)
+                else:  # Fragments.extend's fast path, inline: the hottest call there is
+                    try:
+                        parts += starmap(kvs.cached, attributes.items())
+                    except Exception:
+                        del parts[6:]
+                        kvs.one_by_one(parts, attributes)
             span = b"".join(parts)
             n = len(span)
             return b"\x12" + (_SMALL_VARINTS[n] if n < 2048 else _varint_slow(n)) + span
