@@ -139,11 +139,14 @@ class AutomagikTelemetry:
         self._accepted = 0
         self._dropped: dict[str, int] = {}
         self._gave_up = False
+        self._accepted_at_give_up = 0
         self._in_event_loop = threading.local()
         self._warned: set[str] = set()
         self._lock = threading.Lock()
         self._ring: RingWriter | None = None
         self._writer: subprocess.Popen[bytes] | None = None
+        # (ring, rows refused by the destination) as the last flush saw them
+        self._refused_seen: tuple[object, int] = (None, 0)
         self._writer_restarts = 0
         self._error_seq = 0
         self._closed = False
@@ -352,6 +355,8 @@ class AutomagikTelemetry:
         """Slow path of a track call (lock held): the ring had no room for ``row``."""
         ring_writer = self._ring
         assert ring_writer is not None
+        if self._gave_up and self._accepted != self._accepted_at_give_up:
+            self._gave_up = False  # the ring had room since: this call may wait again
         if (
             self.config.on_full == "block"
             and not self._gave_up
@@ -363,6 +368,7 @@ class AutomagikTelemetry:
         # After one wait that timed out, calls drop at once until the ring has room again:
         # an outage must not cost every call the whole block_timeout.
         self._gave_up = True
+        self._accepted_at_give_up = self._accepted
         self._drop("ring_full", "the ring is full (the writer cannot keep up or the sink is down)")
 
     def _wait_for_room(self, ring_writer: RingWriter, kind: int, row: bytes | bytearray) -> bool:
@@ -638,11 +644,21 @@ class AutomagikTelemetry:
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every row tracked before this call is delivered (queryable at the
-        destination), at most ``timeout`` seconds (default 10). Returns whether it was."""
+        destination), at most ``timeout`` seconds (default 10). Returns whether it was: False
+        also when, since the previous flush, the destination refused rows for what they hold
+        (they are set aside on disk, counted in ``get_status()["set_aside"]``)."""
         targets = self._request_flush()
         if targets is None:
             return True
-        return self._wait_for(targets, timeout, safe_only=False)
+        delivered = self._wait_for(targets, timeout, safe_only=False)
+        ring_writer = self._ring
+        if ring_writer is None:
+            return delivered
+        words = ring_writer.words
+        refused = int(words[Slot.ROWS_SET_ASIDE]) + int(words[Slot.ROWS_REJECTED])
+        seen = self._refused_seen[1] if self._refused_seen[0] is ring_writer else 0
+        self._refused_seen = (ring_writer, refused)
+        return delivered and refused == seen
 
     def enable(self) -> None:
         """Turn sending on (and remove the ~/.automagik-no-telemetry opt-out, as the original
@@ -698,7 +714,7 @@ class AutomagikTelemetry:
         ring_writer = self._ring
         if ring_writer is None:
             status.update(
-                sent=0, failed=0, retried=0, bytes_on_wire=0, bytes_uncompressed=0,
+                sent=0, failed=0, retried=0, bytes_on_wire=0, bytes_uncompressed=0, set_aside=0,
                 ring_fill=0.0, ring_bytes_used=0, writer_alive=False, last_error=None,
                 queue_sizes={"traces": 0, "metrics": 0, "logs": 0}, sink_state="stopped",
             )  # fmt: skip
@@ -731,6 +747,8 @@ class AutomagikTelemetry:
             spooled=int(words[Slot.ROWS_SPOOLED]),
             spooled_batches=int(words[Slot.BATCHES_SPOOLED]),
             spool_corrupt_files=int(words[Slot.SPOOL_CORRUPT]),
+            # rows of batches the destination refused for what they hold, kept on disk
+            set_aside=int(words[Slot.ROWS_SET_ASIDE]),
             queue_sizes={"traces": 0, "metrics": 0, "logs": 0},
         )
         return status

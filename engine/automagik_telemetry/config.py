@@ -346,7 +346,7 @@ OPTIONS: Final[tuple[Option, ...]] = (
     ),
     Option(
         "block_timeout",
-        0.5,
+        2.0,
         _seconds(0.0, 60.0, open_min=False),
         "Seconds a track call may wait for room with on_full=block.",
     ),

@@ -110,7 +110,8 @@ class Slot:
     SINK_STATE: Final = 43  # 0 unknown, 1 healthy, 2 retrying, 3 permanent error
     WRITER_STARTS: Final = 44
     SPOOL_CORRUPT: Final = 45
-    ROWS_REJECTED: Final = 46  # rows the destination refused in a partial success
+    ROWS_REJECTED: Final = 46  # rows the destination refused and nothing could keep
+    ROWS_SET_ASIDE: Final = 47  # rows of batches the destination refused, kept on disk
     ERROR_SEQ: Final = 48  # seqlock over the message text
     ERROR_LEN: Final = 49
     ERROR_LEVEL: Final = 50

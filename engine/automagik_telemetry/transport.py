@@ -106,6 +106,13 @@ class Outcome:
     # ok with a message: delivered, but the destination kept only part of it (OTLP partial
     # success) or the sink says something worth logging; ``rejected`` items were not kept
     rejected: int = 0
+    # not ok, and about this batch, not the destination: the destination refused what the
+    # batch holds (a parse error, a value it does not take), so the same bytes will be refused
+    # again while other batches may pass. The writer sets such a batch aside on disk.
+    refused_content: bool = False
+    # not ok: the request was larger than the destination takes (HTTP 413); the writer
+    # sends the batch again in halves
+    too_large: bool = False
     response: urllib3.BaseHTTPResponse | None = field(default=None, repr=False, compare=False)
 
     @classmethod

@@ -4,17 +4,20 @@ Started by the client as ``python -m automagik_telemetry._writer_process`` (a fr
 interpreter: it inherits none of the application's threads, locks or ``__main__``), it reads its
 settings as JSON on stdin and attaches to the segment by name.
 
-Two threads:
+Threads:
 
 * the main thread watches the three rings (traces, metrics, logs). A ring's unread rows become
-  a batch when they are *ready*: ``batch_size`` rows, ``max_batch_bytes`` bytes, older than
-  ``flush_interval``, a flush was requested, or the writer is exiting. A batch is one copy of a
-  byte range (rows are wire-ready in the ring, see ``ring.py``), cut at a row boundary at
-  ``max_batch_bytes``;
-* the sender thread delivers one batch at a time with its retries (compression and HTTP release
-  the GIL, so it overlaps with the main thread). While a send is in flight, rows keep arriving,
-  and the next batch takes everything waiting: small batches when idle, large ones under load,
-  with no tuning.
+  a batch when they are *ready*: ``batch_size`` rows or half a full batch while nothing is in
+  flight; a full batch (the cap: ``max_batch_bytes``, at most the ring over
+  ``max_in_flight + 1``) while another batch is in flight; older than ``flush_interval``, a
+  flush was requested, or the writer is exiting, at any time. A batch is one copy of a byte
+  range (rows are wire-ready in the ring, see ``ring.py``), cut at a row boundary at the cap.
+  So: small batches when idle, batches as large as the cap under load (fewer inserts: each
+  costs ClickHouse a part to write and merge), with no tuning;
+* ``max_in_flight`` sender threads each deliver one batch at a time with its retries
+  (compression and HTTP release the GIL, so they overlap with the main thread). A batch the
+  destination refuses for what it holds is set aside on disk (``rejected/`` in the spool
+  directory) so that nothing waits behind it; one too large for it (413) goes again in halves.
 
 Commit: a ring's tail moves to the start of its oldest batch not yet delivered, or to the read
 position when all are delivered. A writer that dies is restarted by the client and re-reads from
@@ -52,6 +55,7 @@ IDLE_MAX_SLEEP = 0.005
 PARKED_MAX_WAIT = 30.0  # longest pause between attempts once a batch's retries are spent
 EXIT_DELIVERY_DEADLINE = 30.0  # longest a writer asked to exit keeps trying
 SPOOL_ENCODING = "lz4-rows"  # spool files hold the ring's rows, LZ4-framed
+SET_ASIDE_DIRECTORY = "rejected"  # in the spool directory: batches the destination refused
 
 
 class WriterSettings(msgspec.Struct, frozen=True):
@@ -220,6 +224,18 @@ class Writer:
             if settings.spool_dir
             else None
         )
+        # Batches the destination refused for what they hold: kept, never replayed on their
+        # own (the same bytes would be refused again); a quarter of the spool's bound.
+        self.set_aside = (
+            Spool(
+                os.path.join(settings.spool_dir, SET_ASIDE_DIRECTORY),
+                settings.spool_max_bytes // 4,
+                "drop_newest",
+            )
+            if settings.spool_dir
+            else None
+        )
+        self._set_aside_lock = threading.Lock()
         self._spool_pending = self.spool is not None and len(self.spool) > 0
         # Spool files this writer did not write (an earlier writer's, maybe for rows of this
         # very ring): until they are replayed, flush() must not report the ring delivered.
@@ -486,6 +502,11 @@ class Writer:
                 if outcome.message:
                     self._on_notice(outcome)
                 return True
+            if outcome.too_large and batch.rows > 1:
+                return self._deliver_halves(batch, outcome)
+            if outcome.refused_content or outcome.too_large:
+                self._put_aside(batch, outcome)
+                return True  # done with: the ring and the spool may let it go
             self._on_failure(outcome)
             self._honour_retry_after(outcome)
             pause = schedule.next_wait(outcome) if outcome.retryable else None
@@ -500,6 +521,51 @@ class Writer:
                 return False  # asked to exit: the main loop sets a deadline and retries
             if deadline is not None:
                 time.sleep(pause)
+
+    def _deliver_halves(self, batch: Batch, outcome: Outcome) -> bool:
+        """(Sender thread) The destination found the request too large: send the batch again
+        as two halves, each with its own retries (and halved again if need be)."""
+        length, rows = self._split(batch.body, len(batch.body) // 2)
+        if rows >= batch.rows:  # one row holds it all
+            self._put_aside(batch, outcome)
+            return True
+        log.debug(
+            "%s: %d rows sent again as %d + %d", outcome.key, batch.rows, rows, batch.rows - rows
+        )
+        halves = (
+            Batch(batch.kind, -1, -1, rows, batch.body[:length], f"{batch.token}.1"),
+            Batch(batch.kind, -1, -1, batch.rows - rows, batch.body[length:], f"{batch.token}.2"),
+        )
+        # a half that cannot be delivered fails the whole batch, which is then kept whole
+        # (spooled): the half already delivered goes again (at least once)
+        return all(self.deliver(half) for half in halves)
+
+    def _put_aside(self, batch: Batch, outcome: Outcome) -> None:
+        """(Sender thread) Keep a batch the destination refused for what it holds in the spool's
+        ``rejected/`` directory, so it stops nothing behind it and is not lost: moved back
+        into the spool directory, its files are sent again (after the cause is fixed)."""
+        kept = False
+        where = "nowhere: no spool directory"
+        if self.set_aside is not None:
+            where = str(self.set_aside.directory)
+            with self._set_aside_lock:
+                kept = self.set_aside.put(
+                    batch.kind, batch.rows, batch.token, SPOOL_ENCODING,
+                    bytes(lz4.frame.compress(batch.body)),
+                )  # fmt: skip
+        with self._stats_lock:
+            words = self.words
+            words[Slot.SEND_FAILURES] = int(words[Slot.SEND_FAILURES]) + 1
+            slot = Slot.ROWS_SET_ASIDE if kept else Slot.ROWS_REJECTED
+            words[slot] = int(words[slot]) + batch.rows
+            if kept:
+                fate = (
+                    f"; the batch ({batch.rows} rows) is set aside in {where}: move its files "
+                    f"into {self.settings.spool_dir} to send them again once fixed"
+                )
+            else:
+                fate = f"; the batch ({batch.rows} rows) could not be kept ({where}): dropped"
+            self.publish(logging.ERROR, outcome.key, outcome.message + fate)
 
     def _discover(self) -> Outcome:
         with self._discover_lock:

@@ -4,10 +4,13 @@ off (spool_max_bytes=0), so nothing drains."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 
 from automagik_telemetry import AutomagikTelemetry
 from automagik_telemetry.records import ClickHouseRows
+from tests.support import ClickHouseDatabase
 
 RING = 64 * 1024
 DEAD = "http://127.0.0.1:9"  # nothing listens on the discard port here
@@ -81,3 +84,37 @@ def test_async_track_never_sleeps_inside_the_loop() -> None:
     assert status["accepted"] == fits
     assert status["dropped"] == {"ring_full": 3}
     assert ticks >= 10  # the loop kept running while the call waited for room
+
+
+def test_once_the_ring_had_room_again_a_full_ring_is_waited_for_again(
+    ch_db: ClickHouseDatabase,
+) -> None:
+    """The give-up after one timed-out wait lasts until the ring has room again, not for the
+    client's life: the writer is paused (SIGSTOP) to fill the ring, resumed to empty it."""
+    client = AutomagikTelemetry(**ch_db.client_options(
+        ring_size=RING, on_full="block", block_timeout=0.3, flush_interval=0.05,
+    ))  # fmt: skip
+    fits = RING // row_size()
+    client.track_event("fill", {"n": 1})
+    assert client.flush(30)  # the writer is up and the server known
+    writer = client.get_status()["writer_pid"]
+
+    def full_ring_wait() -> float:
+        os.kill(writer, signal.SIGSTOP)
+        try:
+            fill(client, fits)
+            started = time.monotonic()
+            fill(client, 1)  # no room: waits block_timeout, then gives up and drops the row
+            return time.monotonic() - started
+        finally:
+            os.kill(writer, signal.SIGCONT)
+
+    first = full_ring_wait()
+    assert client.flush(30)  # the writer empties the ring
+    second = full_ring_wait()
+    assert client.flush(30)
+    status = client.get_status()
+    client.shutdown()
+    assert first >= 0.3 and second >= 0.3, (first, second)
+    assert status["dropped"] == {"ring_full": 2}
+    assert status["accepted"] == status["sent"] == ch_db.count() == 1 + 2 * fits

@@ -50,11 +50,22 @@ INSERT_SETTINGS: Final = {
 DEDUP_SETTING: Final = "insert_deduplication_token"
 
 # ClickHouse exception codes.
-AUTH_CODES: Final = frozenset({192, 193, 194, 195, 516})  # unknown user, wrong password, ...
+# unknown user, wrong password, ..., readonly user (164), access denied (497)
+AUTH_CODES: Final = frozenset({164, 192, 193, 194, 195, 497, 516})
 UNKNOWN_TABLE_CODES: Final = frozenset({60, 81})  # unknown table, unknown database
 RETRYABLE_CODES: Final = frozenset({159, 202, 203, 209, 210, 252, 394, 241})
 # 159 timeout, 202 too many simultaneous queries, 209/210 socket, 252 too many parts,
 # 394 query cancelled, 241 memory limit
+# The server could not take what the insert holds (a value it cannot parse or convert, an enum
+# element it does not know): the same bytes will be refused again, other inserts may pass.
+# 6 cannot parse text, 26 quoted string, 27 input assertion, 32/33 truncated input, 36 bad
+# arguments, 38/41 date/datetime, 49 logical error (18.16's unknown enum element), 53 type
+# mismatch, 69 argument out of bound, 70 cannot convert type, 72 number, 117 incorrect data,
+# 130 array, 131 string too large, 321 value out of range, 407 decimal overflow, 691 unknown
+# enum element (22.x+)
+REFUSED_CONTENT_CODES: Final = frozenset(
+    {6, 26, 27, 32, 33, 36, 38, 41, 49, 53, 69, 70, 72, 117, 130, 131, 321, 407, 691}
+)
 
 CODEC_PREFERENCE: Final = ("lz4", "zstd", "gzip")
 
@@ -147,6 +158,20 @@ def classify(
                 "clickhouse_*table at existing tables; the rows are kept and sent once it exists"
             ),
         )
+    name = target.qualified if target else "the table"
+    if code in REFUSED_CONTENT_CODES or status == 413:
+        return Outcome(
+            ok=False,
+            retryable=False,
+            status=status,
+            key=f"rejected:{code}",
+            refused_content=status != 413,
+            too_large=status == 413,
+            message=(
+                f"{where} rejected the insert into {name} (HTTP {status}): {message}. Fix: make "
+                "the table's columns match infra/clickhouse/schema.sql"
+            ),
+        )
     if status in RETRYABLE_STATUS or (code in RETRYABLE_CODES) or (status >= 500 and code is None):
         return Outcome(
             ok=False,
@@ -162,9 +187,8 @@ def classify(
         status=status,
         key=f"rejected:{code}",
         message=(
-            f"{where} rejected the insert into {target.qualified if target else '?'} "
-            f"(HTTP {status}): {message}. Fix: make the table's columns match "
-            "infra/clickhouse/schema.sql; the rows are kept"
+            f"{where} rejected the insert into {name} (HTTP {status}): {message}. Fix: make "
+            "the table's columns match infra/clickhouse/schema.sql; the rows are kept"
         ),
     )
 

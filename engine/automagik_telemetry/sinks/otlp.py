@@ -23,9 +23,12 @@ Answers (``classify``), following the OTLP/HTTP specification:
   and counts the rejected items.
 * 408, 429, 502, 503, 504 and connection errors: retried, honouring ``Retry-After`` (seconds or
   an HTTP date).
-* Anything else (400, 401, 403, 404, 413, 415, other 5xx...): permanent for this batch, logged
-  once with the receiver's own message (a ``google.rpc.Status`` decoded from a protobuf or JSON
-  body, else the text) and the fix; the writer keeps the rows and tries again after a long pause.
+* 400: the receiver refused what this request holds; the writer sets the batch aside on disk
+  (``rejected/`` in the spool directory) and goes on with the next ones. 413: the writer sends
+  the batch again in halves (a single row too large is set aside).
+* Anything else (401, 403, 404, 415, other 5xx...): a matter of configuration, logged once with
+  the receiver's own message (a ``google.rpc.Status`` decoded from a protobuf or JSON body, else
+  the text) and the fix; the writer keeps the rows and tries again after a long pause.
 
 No message here contains a header value (they may hold API keys) or a URL's query string.
 """
@@ -350,8 +353,8 @@ def classify(
         )
     elif status == 413:
         fix = (
-            f"The request was {request_bytes} bytes. Fix: lower max_batch_bytes "
-            "(AUTOMAGIK_TELEMETRY_MAX_BATCH_BYTES) below the receiver's limit"
+            f"The request was {request_bytes} bytes; it is sent again in halves. Fix: lower "
+            "max_batch_bytes (AUTOMAGIK_TELEMETRY_MAX_BATCH_BYTES) below the receiver's limit"
         )
     elif status == 415:
         fix = "Fix: set otlp_protocol to the encoding the receiver reads, or compression='none'"
@@ -365,14 +368,19 @@ def classify(
         )
     else:
         fix = "Fix: check the receiver's logs"
+    # 400 and 413 are about this request: the writer sets it aside (400) or splits it (413);
+    # the others are about the configuration, and the rows wait for it to be fixed
+    about_request = status in (400, 413)
     return Outcome(
         ok=False,
         retryable=False,
         status=status,
         key=f"otlp:{status}:{signal}",
+        refused_content=status == 400,
+        too_large=status == 413,
         message=(
-            f"{where} refused a {signal} request (HTTP {status}){said}. {fix}; the rows are "
-            "kept and sent again later"
+            f"{where} refused a {signal} request (HTTP {status}){said}. {fix}"
+            + ("" if about_request else "; the rows are kept and sent again later")
         ),
     )
 
