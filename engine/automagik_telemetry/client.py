@@ -54,11 +54,9 @@ class _Done:
         return iter(())
 
 
-def spool_directory(config: TelemetryConfig) -> str:
-    """This destination's directory in the spool: batches spooled for one destination are
-    only ever replayed to that destination. Empty (no spool) when spool_max_bytes is 0."""
-    if config.spool_max_bytes == 0:
-        return ""
+def destination_key(config: TelemetryConfig) -> str:
+    """``<backend>-<16 hex digits>``: names where rows go (backend, endpoints or path, database
+    and tables, OTLP protocol), not who sends them nor with which credentials."""
     if config.backend == "clickhouse":
         where = [config.clickhouse_endpoint, config.clickhouse_database, config.clickhouse_table,
                  config.clickhouse_metrics_table, config.clickhouse_logs_table]  # fmt: skip
@@ -70,14 +68,50 @@ def spool_directory(config: TelemetryConfig) -> str:
         destination = resolve_otlp(config, os.environ)
         where = [*destination.endpoints, destination.protocol]
     key = hashlib.sha256("\0".join([config.backend, *where]).encode()).hexdigest()[:16]
-    return os.path.join(config.resolved_spool_dir(), f"{config.backend}-{key}")
+    return f"{config.backend}-{key}"
+
+
+def spool_directory(config: TelemetryConfig) -> str:
+    """This destination's directory in the spool: batches spooled for one destination are
+    only ever replayed to that destination. Empty (no spool) when spool_max_bytes is 0."""
+    if config.spool_max_bytes == 0:
+        return ""
+    return os.path.join(config.resolved_spool_dir(), destination_key(config))
+
+
+def identity(settings: WriterSettings) -> bytes:
+    """What a segment says about its writer's settings, for a client that adopts it: all of
+    them but the credentials (the adopter, a client of the same destination, adds its own)."""
+    blank: dict[str, Any] = {"segment": "", "clickhouse_password": "", "otlp_headers": {}}
+    if settings.otlp_signal_headers is not None:
+        blank["otlp_signal_headers"] = ({}, {}, {})
+    return msgspec.json.encode(msgspec.structs.replace(settings, **blank))
+
+
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not; a pid of another user's process does)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(") ", 1)[1][:1] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def _package_root() -> str:
     return str(Path(__file__).resolve().parent.parent)
 
 
-def _spawn_writer(settings: WriterSettings) -> subprocess.Popen[bytes]:
+def _spawn_writer(
+    settings: WriterSettings, pass_fds: tuple[int, ...] = ()
+) -> subprocess.Popen[bytes]:
     """Start the writer in a fresh interpreter (spawned, never forked) in its own session, so a
     Ctrl-C aimed at the application does not stop it from draining."""
     env = dict(os.environ)
@@ -95,6 +129,7 @@ def _spawn_writer(settings: WriterSettings) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         env=env,
         close_fds=True,
+        pass_fds=pass_fds,
         start_new_session=True,
     )
     assert process.stdin is not None
@@ -145,10 +180,11 @@ class AutomagikTelemetry:
         self._lock = threading.Lock()
         self._ring: RingWriter | None = None
         self._writer: subprocess.Popen[bytes] | None = None
+        self._adopted: list[subprocess.Popen[bytes]] = []  # writers of orphans, see _start
         # (ring, rows refused by the destination) as the last flush saw them
         self._refused_seen: tuple[object, int] = (None, 0)
         self._writer_restarts = 0
-        self._error_seq = 0
+        self._messages_seen = 0
         self._closed = False
         self._stop = threading.Event()
         self._supervisor: threading.Thread | None = None
@@ -203,6 +239,7 @@ class AutomagikTelemetry:
             clickhouse_password=c.clickhouse_password,
             embedded_path=c.resolved_embedded_path() if c.backend == "embedded" else "",
             spool_dir=spool_directory(c),
+            destination=destination_key(c),
             spool_max_bytes=c.spool_max_bytes,
             spool_full_policy=c.spool_full_policy,
             **extra,
@@ -211,11 +248,12 @@ class AutomagikTelemetry:
     def _start(self) -> None:
         """Create this process's ring and writer."""
         self._rows = self._make_encoder()
-        segment = ring.create_segment(self.config.ring_size)
+        settings = self._writer_settings("")
+        segment = ring.create_segment(self.config.ring_size, identity(settings))
         self._ring = RingWriter(segment)
         self._appenders = self._ring.appenders
         self._lock = self._ring.lock
-        self._settings = self._writer_settings(segment.name)
+        self._settings = msgspec.structs.replace(settings, segment=segment.name)
         self._writer = _spawn_writer(self._settings)
         self._writer_started = time.monotonic()
         self._crash_streak = 0
@@ -226,10 +264,53 @@ class AutomagikTelemetry:
         )
         self._supervisor.start()
         atexit.register(self._at_exit)
+        try:
+            self._adopt_orphans()
+        except Exception as exc:  # adoption is a courtesy: it never stops this client
+            log.debug("looking for segments left behind failed: %s", exc)
+
+    def _adopt_orphans(self) -> None:
+        """Deliver what earlier applications of this destination left in shared memory when
+        they and their writers both died (a SIGKILL to both, say): a segment whose writer lock
+        is free, whose application is gone and whose identity names this destination gets a
+        writer of its own, which delivers (or spools) its rows, then unlinks it. The writer
+        inherits the lock, so two clients never adopt the same segment."""
+        mine = self._settings
+        if mine.backend == "embedded":  # one process at a time opens an embedded database
+            return
+        for name in ring.segment_names():
+            if name == mine.segment:
+                continue
+            fd = ring.lock_segment(name)
+            if fd is None:  # a writer holds it, or it is not ours to open
+                continue
+            try:
+                found = ring.read_identity(fd)
+                if found is None or not found[1] or process_alive(found[0]):
+                    continue
+                pid, stored = found[0], msgspec.json.decode(found[1], type=WriterSettings)
+                if stored.destination != mine.destination:
+                    continue
+                settings = msgspec.structs.replace(
+                    stored, segment=name, producer_pid=pid, lock_fd=fd, verbose=mine.verbose,
+                    clickhouse_password=mine.clickhouse_password,
+                    otlp_headers=mine.otlp_headers, otlp_signal_headers=mine.otlp_signal_headers,
+                )  # fmt: skip
+                self._adopted.append(_spawn_writer(settings, pass_fds=(fd,)))
+                log.warning(
+                    "delivering the rows left in shared memory (%s) by process %d, which died "
+                    "with its writer", name, pid,
+                )  # fmt: skip
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                log.debug("segment %s has an identity this version cannot read: %s", name, exc)
+            finally:
+                os.close(fd)
 
     def _supervise(self) -> None:
         while not self._stop.wait(SUPERVISE_EVERY):
             self._relay_writer_messages()
+            if self._adopted:  # reap the writers of adopted segments once they are done
+                self._adopted = [p for p in self._adopted if p.poll() is None]
             writer = self._writer
             if writer is not None and writer.poll() is not None and not self._closed:
                 pause = self._crash_loop_pause(writer.returncode)
@@ -263,12 +344,10 @@ class AutomagikTelemetry:
     def _relay_writer_messages(self) -> None:
         if self._ring is None:
             return
-        seq, level, text = self._ring.read_message()
-        if seq and seq != self._error_seq:
-            self._error_seq = seq
-            self._last_error = (
-                text if level >= logging.WARNING else getattr(self, "_last_error", "")
-            )
+        self._messages_seen, messages = self._ring.read_messages(self._messages_seen)
+        for level, text in messages:
+            if level >= logging.WARNING:
+                self._last_error = text
             log.log(level, "%s", text)
 
     def _at_exit(self) -> None:
@@ -300,6 +379,12 @@ class AutomagikTelemetry:
                 # Still delivering (the sink is slow or down): it keeps trying for a bounded
                 # time on its own and unlinks the segment when it exits.
                 threading.Thread(target=writer.wait, daemon=True).start()
+        for adopted in self._adopted:  # writers of segments left behind, finishing their work
+            try:
+                adopted.wait(0.5)
+            except subprocess.TimeoutExpired:
+                threading.Thread(target=adopted.wait, daemon=True).start()
+        self._adopted = []
         self._stop.set()
         if self._supervisor is not None and self._supervisor is not threading.current_thread():
             self._supervisor.join(1.0)

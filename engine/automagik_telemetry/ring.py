@@ -17,10 +17,14 @@ encoders escape newlines inside strings; protobuf fields carry their length).
 
 Segment layout (native-endian u64 words)::
 
-    0        header page (HEADER_BYTES): segment words, then one 512-byte block per ring, each
-             with the producer's words and the writer's words on separate 128-byte lines,
-             then the writer's last message (seqlock-protected text)
-    4096     ring of traces   (capacity bytes, a power of two)
+    0        header page: segment words, then one 512-byte block per ring, each with the
+             producer's words and the writer's words on separate 128-byte lines
+    4096     identity page: the writer's settings without credentials (JSON), so that another
+             client of the same destination can deliver what is left when the application and
+             its writer both died (``client.AutomagikTelemetry._adopt_orphans``)
+    8192     messages page: the writer's last MESSAGE_SLOTS messages for the application's log,
+             one seqlock-protected slot each, so that messages close together are all relayed
+    12288    ring of traces   (capacity bytes, a power of two; HEADER_BYTES = 12288)
     +cap     ring of metrics
     +2cap    ring of logs
 
@@ -60,6 +64,7 @@ exactly when the writer still needs it to deliver what was accepted.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import mmap
 import os
 import platform
@@ -75,8 +80,16 @@ except ImportError as exc:  # pragma: no cover - Windows
 
 # --- layout -------------------------------------------------------------------------------
 
-HEADER_BYTES: Final = 4096
-MAGIC: Final = 0x32474E4952544741  # "AGTRING2" little-endian
+HEADER_BYTES: Final = 12288
+IDENTITY_OFFSET: Final = 4096
+IDENTITY_MAX: Final = 4096
+MESSAGES_OFFSET: Final = 8192  # the writer's last messages, one seqlocked slot each
+MESSAGE_SLOTS: Final = 4
+MESSAGE_BYTES: Final = 1024  # per slot: stamp, level, length (u64 each), then the text
+MESSAGE_TEXT_MAX: Final = MESSAGE_BYTES - 24
+MAGIC: Final = 0x34474E4952544741  # "AGTRING4" little-endian
+SEGMENT_PREFIX: Final = "automagik-telemetry"
+SHM_DIRECTORY: Final = "/dev/shm"  # where Linux keeps POSIX shared memory
 
 KIND_TRACE: Final = 0
 KIND_METRIC: Final = 1
@@ -96,6 +109,7 @@ class Slot:
     CAPACITY: Final = 1
     PRODUCER_PID: Final = 16  # producer-written line
     SHUTDOWN: Final = 17  # 1: the producer asks the writer to drain and exit
+    IDENTITY_LEN: Final = 18  # bytes of the identity page in use
     WRITER_PID: Final = 32  # writer-written line
     HEARTBEAT_NS: Final = 33
     ROWS_SENT: Final = 34
@@ -112,9 +126,7 @@ class Slot:
     SPOOL_CORRUPT: Final = 45
     ROWS_REJECTED: Final = 46  # rows the destination refused and nothing could keep
     ROWS_SET_ASIDE: Final = 47  # rows of batches the destination refused, kept on disk
-    ERROR_SEQ: Final = 48  # seqlock over the message text
-    ERROR_LEN: Final = 49
-    ERROR_LEVEL: Final = 50
+    MESSAGE_COUNT: Final = 48  # messages the writer has published (see MESSAGES_OFFSET)
     # per ring: RING_BASE + kind * RING_STRIDE + offset
     RING_BASE: Final = 64
     RING_STRIDE: Final = 64
@@ -125,8 +137,6 @@ class Slot:
     DELIVERED: Final = 17  # position below which everything reached the sink itself
     CUTS: Final = 32  # writer: up to CUT_SLOTS (start + 1, end) pairs, see CutTable
     CUT_SLOTS: Final = 16
-    ERROR_TEXT_OFFSET: Final = 2048  # byte offset of the message text in the header page
-    ERROR_TEXT_MAX: Final = HEADER_BYTES - 2048
 
     @staticmethod
     def ring(kind: int, offset: int) -> int:
@@ -188,7 +198,7 @@ class SharedSegment:
         self.size = size
 
     @classmethod
-    def create(cls, size: int, prefix: str = "automagik-telemetry") -> SharedSegment:
+    def create(cls, size: int, prefix: str = SEGMENT_PREFIX) -> SharedSegment:
         name = f"{prefix}-{os.getpid()}-{secrets.token_hex(4)}"
         return cls(name, size, create=True)
 
@@ -216,16 +226,66 @@ def unlink_segment(name: str) -> bool:
     return True
 
 
-def create_segment(capacity: int) -> SharedSegment:
-    """Create and initialise a segment with one ring of ``capacity`` bytes per signal."""
+def create_segment(capacity: int, identity: bytes = b"") -> SharedSegment:
+    """Create and initialise a segment with one ring of ``capacity`` bytes per signal, and
+    ``identity`` in its identity page (left empty when it does not fit)."""
     check_capacity(capacity)
     segment = SharedSegment.create(HEADER_BYTES + len(KINDS) * capacity)
     words = memoryview(segment.mmap)[:HEADER_BYTES].cast("Q")
     words[Slot.CAPACITY] = capacity
     words[Slot.PRODUCER_PID] = os.getpid()
+    if len(identity) <= IDENTITY_MAX:
+        segment.mmap[IDENTITY_OFFSET : IDENTITY_OFFSET + len(identity)] = identity
+        words[Slot.IDENTITY_LEN] = len(identity)
     words[Slot.MAGIC] = MAGIC
     words.release()
     return segment
+
+
+# --- segments left behind ------------------------------------------------------------------
+
+
+def lock_segment(name: str) -> int | None:
+    """An open descriptor of the segment holding its writer lock (``flock``, exclusive), or
+    None when a live writer holds it (or the segment is gone or not ours to open). Every writer
+    holds this lock for its whole life, and the kernel drops it when the writer dies, however
+    it dies: a segment whose lock is free has no writer."""
+    try:
+        fd = os.open(os.path.join(SHM_DIRECTORY, name), os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def segment_names() -> list[str]:
+    """Names of this package's segments in the shared-memory directory (none where the
+    system keeps it elsewhere)."""
+    try:
+        names = os.listdir(SHM_DIRECTORY)
+    except OSError:
+        return []
+    return sorted(n for n in names if n.startswith(SEGMENT_PREFIX + "-"))
+
+
+def read_identity(fd: int) -> tuple[int, bytes] | None:
+    """(producer pid, identity) of a segment opened as ``fd``, or None when it is not a segment
+    of this layout."""
+    try:
+        header = os.pread(fd, HEADER_BYTES, 0)
+    except OSError:
+        return None
+    if len(header) < HEADER_BYTES:
+        return None
+    words = memoryview(header[:IDENTITY_OFFSET]).cast("Q")
+    if words[Slot.MAGIC] != MAGIC:
+        return None
+    length = min(int(words[Slot.IDENTITY_LEN]), IDENTITY_MAX)
+    return int(words[Slot.PRODUCER_PID]), header[IDENTITY_OFFSET : IDENTITY_OFFSET + length]
 
 
 class _RingView:
@@ -235,6 +295,7 @@ class _RingView:
         self.segment = segment
         self.mm = segment.mmap
         self.words = memoryview(segment.mmap)[:HEADER_BYTES].cast("Q")
+        self._message_lock = threading.Lock()
         if self.words[Slot.MAGIC] != MAGIC:
             self.words.release()
             raise ValueError(f"shared segment {segment.name!r} is not an automagik ring")
@@ -261,32 +322,53 @@ class _RingView:
     def used_bytes(self) -> int:
         return sum(self.head(k) - self.tail(k) for k in KINDS)
 
-    def read_message(self) -> tuple[int, int, str]:
-        """(sequence, level, text) of the writer's last published message, or seq 0."""
-        for _ in range(100):
-            seq = int(self.words[Slot.ERROR_SEQ])
-            if seq & 1:  # being written
-                continue
-            level = int(self.words[Slot.ERROR_LEVEL])
-            length = min(int(self.words[Slot.ERROR_LEN]), Slot.ERROR_TEXT_MAX)
-            start = Slot.ERROR_TEXT_OFFSET
-            raw = self.mm[start : start + length]
-            if int(self.words[Slot.ERROR_SEQ]) == seq:
-                return seq // 2, level, raw.decode("utf-8", "replace")
-        return 0, 0, ""
+    def read_messages(self, seen: int) -> tuple[int, list[tuple[int, str]]]:
+        """(messages published so far, [(level, text)] of those after the first ``seen``).
+        Each slot is a seqlock; a message overwritten before it was read is skipped (the last
+        MESSAGE_SLOTS are always readable)."""
+        words = self.words
+        count = int(words[Slot.MESSAGE_COUNT])
+        out: list[tuple[int, str]] = []
+        for n in range(max(seen + 1, count - MESSAGE_SLOTS + 1), count + 1):
+            offset = _message_offset(n)
+            at = offset // 8
+            for _ in range(100):
+                stamp = int(words[at])
+                if stamp != 2 * n:  # being rewritten for a later message: gone
+                    break
+                level = int(words[at + 1])
+                length = min(int(words[at + 2]), MESSAGE_TEXT_MAX)
+                raw = self.mm[offset + 24 : offset + 24 + length]
+                if not _STRONGLY_ORDERED:
+                    _fence()
+                if int(words[at]) == stamp:
+                    out.append((level, raw.decode("utf-8", "replace")))
+                    break
+        return count, out
 
     def write_message(self, level: int, text: str) -> None:
-        """Publish a message (writer side) under a seqlock."""
-        raw = text.encode("utf-8")[: Slot.ERROR_TEXT_MAX]
-        seq = int(self.words[Slot.ERROR_SEQ])
-        self.words[Slot.ERROR_SEQ] = seq + 1
-        start = Slot.ERROR_TEXT_OFFSET
-        self.mm[start : start + len(raw)] = raw
-        self.words[Slot.ERROR_LEN] = len(raw)
-        self.words[Slot.ERROR_LEVEL] = level
-        if not _STRONGLY_ORDERED:
-            _fence()
-        self.words[Slot.ERROR_SEQ] = seq + 2
+        """Publish a message (writer side; threads serialise on the message lock)."""
+        # cut to the slot, at a character boundary
+        raw = text.encode("utf-8")[:MESSAGE_TEXT_MAX].decode("utf-8", "ignore").encode("utf-8")
+        words = self.words
+        with self._message_lock:
+            n = int(words[Slot.MESSAGE_COUNT]) + 1
+            offset = _message_offset(n)
+            at = offset // 8
+            words[at] = 2 * n - 1  # odd: being written
+            if not _STRONGLY_ORDERED:
+                _fence()
+            self.mm[offset + 24 : offset + 24 + len(raw)] = raw
+            words[at + 1] = level
+            words[at + 2] = len(raw)
+            if not _STRONGLY_ORDERED:
+                _fence()
+            words[at] = 2 * n
+            words[Slot.MESSAGE_COUNT] = n
+
+
+def _message_offset(n: int) -> int:
+    return MESSAGES_OFFSET + (n % MESSAGE_SLOTS) * MESSAGE_BYTES
 
 
 class RingWriter(_RingView):

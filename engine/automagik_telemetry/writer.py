@@ -44,7 +44,17 @@ from dataclasses import dataclass
 import lz4.frame
 import msgspec
 
-from .ring import KIND_NAMES, KINDS, SPLITTERS, CutTable, RingReader, SharedSegment, Slot
+from .ring import (
+    KIND_NAMES,
+    KINDS,
+    SPLITTERS,
+    CutTable,
+    RingReader,
+    SharedSegment,
+    Slot,
+    lock_segment,
+    segment_names,
+)
 from .spool import Spool, SpooledBatch
 from .transport import HttpClient, Outcome, Prepared, RetrySchedule, Sink, wait
 
@@ -75,6 +85,8 @@ class WriterSettings(msgspec.Struct, frozen=True):
     max_in_flight: int = 2
     record_format: str = "lines"  # how rows are delimited in the rings: lines | protobuf
     spool_dir: str = ""  # this destination's spool; "" disables spooling
+    destination: str = ""  # backend and a hash of where it sends: who may adopt the segment
+    lock_fd: int = -1  # an inherited descriptor already holding the segment's writer lock
     spool_max_bytes: int = 256 * 1024 * 1024
     spool_full_policy: str = "drop_newest"
     verbose: bool = False
@@ -701,6 +713,12 @@ def main() -> int:
     settings = msgspec.json.decode(sys.stdin.buffer.read(), type=WriterSettings)
     if settings.verbose:
         logging.getLogger("automagik_telemetry").setLevel(logging.INFO)
+    # The writer lock, held until this process ends (the kernel drops it however it ends):
+    # never two writers on one ring, and a segment nobody holds is known to have no writer.
+    lock = settings.lock_fd if settings.lock_fd >= 0 else lock_segment(settings.segment)
+    if lock is None and settings.segment in segment_names():
+        log.error("another writer is attached to %s; this one exits", settings.segment)
+        return 3
     segment = SharedSegment.attach(settings.segment)
     writer = Writer(settings, segment, build_sink(settings))
 

@@ -14,6 +14,8 @@ from automagik_telemetry.ring import (
     KIND_METRIC,
     KIND_TRACE,
     KINDS,
+    MESSAGE_SLOTS,
+    MESSAGE_TEXT_MAX,
     RingReader,
     RingWriter,
     create_segment,
@@ -156,3 +158,25 @@ def test_split_lines_and_delimited() -> None:
     assert split_lines(data[:9], 100) == (8, 2)
     assert split_delimited(fields + big[:2], 10_000) == (len(fields), 3)
     assert split_delimited(fields + big[:10], 10_000) == (len(fields), 3)
+
+
+def test_the_writers_messages_close_together_all_reach_the_application(segment) -> None:  # type: ignore[no-untyped-def]
+    reader, writer = RingReader(segment), RingWriter(segment)
+    assert writer.read_messages(0) == (0, [])
+    reader.write_message(30, "first")
+    reader.write_message(40, "second " + "é" * 600)  # longer than a slot: cut, still UTF-8
+    seen, messages = writer.read_messages(0)
+    assert seen == 2
+    assert messages[0] == (30, "first")
+    assert messages[1][0] == 40 and messages[1][1].startswith("second é")
+    assert len(messages[1][1].encode("utf-8")) <= MESSAGE_TEXT_MAX
+    assert "\ufffd" not in messages[1][1]
+    assert writer.read_messages(seen) == (2, [])
+    for n in range(3, 3 + MESSAGE_SLOTS + 2):  # more than the slots hold before a read
+        reader.write_message(20, f"m{n}")
+    seen, messages = writer.read_messages(seen)
+    assert seen == 2 + MESSAGE_SLOTS + 2
+    # the latest MESSAGE_SLOTS, in order; older ones were overwritten
+    assert [t for _, t in messages] == [f"m{n}" for n in range(seen - MESSAGE_SLOTS + 1, seen + 1)]
+    reader.release()
+    writer.release()
