@@ -28,13 +28,17 @@ input (``tests/unit/test_otlp_rows_property.py``):
   str and a str subclass, an int and an IntEnum) never share an entry;
 * only str keys of at most ``CACHED_TEXT_MAX`` characters, and values whose fragment depends on
   nothing but their value: None, bools, ints in int64, doubles other than zero and NaN (``0.0``
-  and ``-0.0`` are equal but different doubles), strs of at most ``CACHED_TEXT_MAX`` characters,
-  and longer strs up to ``LONG_TEXT_MAX`` within ``FRAGMENT_TEXT_BUDGET`` characters (the cache
-  is cleared when they have used it up); no larger value is ever kept alive;
-* bounded: ``FRAGMENT_CACHE_LIMIT`` entries per cache (least recently used out first), one cache
-  per encoder and field; the name and key caches are cleared at ``_NAME_CACHE_LIMIT``;
-* a mapping is looked up in C in one pass (no Python code per attribute when all hit); a key
-  whose value the cache refused is remembered (bounded), and mappings with it go item by item.
+  and ``-0.0`` are equal but different doubles), strs of at most ``LONG_TEXT_MAX`` characters,
+  the longer ones within ``FRAGMENT_TEXT_BUDGET`` characters; no larger value is kept alive;
+* bounded: cleared after ``FRAGMENT_CACHE_LIMIT`` entries or the text budget (a clear costs
+  less than evicting cold entries one by one); one cache per encoder and field; the name and key
+  caches are cleared at ``_NAME_CACHE_LIMIT``;
+* a mapping is looked up in C in one pass (no Python code per attribute when all hit), so a
+  hit costs about a third of encoding the attribute, but a miss several times it: a cache
+  whose lookups missed more than ``MISS_RATIO_MAX`` of the time in a generation (values that
+  never repeat) rests for ``UNCACHED_CALLS`` mappings, encoded directly the old way, then is
+  tried again; a key whose value the cache refused is remembered (bounded), and mappings with
+  it go item by item.
 
 Attribute values keep their type: ``str`` -> ``stringValue``, ``bool`` -> ``boolValue``, ``int``
 -> ``intValue`` (an int outside int64 travels as its decimal text), ``float`` -> ``doubleValue``,
@@ -94,11 +98,13 @@ _INT64_LOW: Final = -(1 << 63)
 _INT64_END: Final = 1 << 63
 _UINT64_MASK: Final = (1 << 64) - 1
 _NAME_CACHE_LIMIT: Final = 4096
-FRAGMENT_CACHE_LIMIT: Final = 4096  # attribute fragments kept per cache
+FRAGMENT_CACHE_LIMIT: Final = 4096  # attribute fragments per cache, then cleared
 CACHED_TEXT_MAX: Final = 64  # longer keys are encoded every time; longer str values...
 LONG_TEXT_MAX: Final = 1024  # ...up to this are cached within FRAGMENT_TEXT_BUDGET
 FRAGMENT_TEXT_BUDGET: Final = 65536  # characters of such values per cache, then cleared
-_SLOW_KEY_MAX: Final = 4 * CACHED_TEXT_MAX
+_DIRECT_KEY_MAX: Final = 4 * CACHED_TEXT_MAX
+MISS_RATIO_MAX: Final = 0.35  # of the attributes looked up in a generation, or the cache rests...
+UNCACHED_CALLS: Final = 16 * FRAGMENT_CACHE_LIMIT  # ...for this many mappings
 
 _pack_u64 = struct.Struct("<Q").pack
 _pack_i64 = struct.Struct("<q").pack
@@ -179,49 +185,77 @@ class _Uncacheable(Exception):
 class Fragments:
     """The encoded fragments of attributes (``KeyValue`` objects or fields), cached.
 
-    ``encode(key, value)`` makes one fragment. The cache is ``functools.lru_cache`` with
-    ``typed=True``: keyed by ``(key, value, type(key), type(value))``, so ``True``, ``1`` and
-    ``1.0`` (equal, and hashed alike) never share a fragment, nor a str with a str subclass;
-    bounded (``FRAGMENT_CACHE_LIMIT`` entries, the least recently used out first); looked up
-    in C, a whole mapping in one ``starmap``, no Python code per attribute on a hit. Its
-    function refuses (raises) what ``_cacheable`` refuses, so nothing else is ever kept. A
-    mapping holding such a value is encoded item by item instead, and the key remembered in
-    ``slow_keys`` (bounded too): from then on, mappings with that key go through a
-    comprehension that encodes that key's values directly and looks the others up, with no
-    exception raised.
+    ``encode(key, value)`` makes one fragment, ``encode_all(parts, attributes)`` appends those
+    of a whole mapping to ``parts``, without the cache (in pieces that ``extend`` / ``join``
+    would join to the same bytes). The cache is ``functools.lru_cache`` with
+    ``typed=True``, ``maxsize=None``: keyed by ``(key, value, type(key), type(value))``, so
+    ``True``, ``1`` and ``1.0`` (equal, and hashed alike) never share a fragment, nor a str with a
+    str subclass; looked up in C, a whole mapping in one ``starmap``, no Python code per
+    attribute on a hit. Its function (run on a miss) refuses, by raising, what ``_cacheable``
+    refuses, so nothing else is ever kept, and counts what it lets in: the cache is cleared
+    after ``FRAGMENT_CACHE_LIMIT`` entries or ``FRAGMENT_TEXT_BUDGET`` characters of long text
+    (a clear, not a least-recently-used eviction per entry: evicting cold entries one by one
+    costs more than encoding them). A key whose value was refused (a list, a long text, a zero
+    double...) is remembered in ``direct_keys`` (bounded): mappings with it go through a
+    comprehension that encodes that key's values and looks the others up; the first one goes
+    item by item (``one_by_one``), through an exception.
+
+    A miss costs several times what encoding the value directly does (a Python call from C,
+    the insert, the clear), so the cache must mostly hit to pay. Each generation (from one
+    clear to the next) counts the attributes looked up; if more than ``MISS_RATIO_MAX`` of
+    them missed (values that do not repeat: ids, timestamps), the next ``UNCACHED_CALLS``
+    mappings are encoded directly with ``encode_all`` (the cache rests), then the cache is tried
+    again. Its cost per attribute is thus bounded near the direct encoding's.
     """
 
-    __slots__ = ("cached", "encode", "slow_keys")
+    __slots__ = ("cached", "direct_keys", "encode", "encode_all", "looked_up", "uncached")
 
-    def __init__(self, encode: Callable[[Any, Any], bytes]) -> None:
-        budget = [FRAGMENT_TEXT_BUDGET]  # characters of long text the cache may still take
+    def __init__(
+        self,
+        encode: Callable[[Any, Any], bytes],
+        encode_all: Callable[[list[bytes], Mapping[Any, Any]], None],
+    ) -> None:
+        self.looked_up = 0  # attributes looked up in this generation
+        self.uncached = 0  # mappings still to encode without the cache
+        room = [FRAGMENT_CACHE_LIMIT, FRAGMENT_TEXT_BUDGET]  # entries, long-text characters
 
         def fragment(key: Any, value: Any) -> bytes:
             if not _cacheable(key, value):
                 raise _Uncacheable
+            room[0] -= 1
             if type(value) is str and len(value) > CACHED_TEXT_MAX:
-                budget[0] -= len(value)
-                if budget[0] < 0:  # spent: start again from an empty cache
-                    budget[0] = FRAGMENT_TEXT_BUDGET - len(value)
-                    cached.cache_clear()
+                room[1] -= len(value)
+            if room[0] < 0 or room[1] < 0:  # full: a new generation, from an empty cache
+                if FRAGMENT_CACHE_LIMIT - room[0] > MISS_RATIO_MAX * self.looked_up:
+                    self.uncached = UNCACHED_CALLS  # it missed too often: rest
+                room[:] = FRAGMENT_CACHE_LIMIT - 1, FRAGMENT_TEXT_BUDGET
+                self.looked_up = 0
+                cached.cache_clear()
             return encode(key, value)
 
-        cached = lru_cache(maxsize=FRAGMENT_CACHE_LIMIT, typed=True)(fragment)
+        cached = lru_cache(maxsize=None, typed=True)(fragment)
         self.encode = encode
+        self.encode_all = encode_all
         self.cached: Callable[[Any, Any], bytes] = cached
-        self.slow_keys: set[Any] = set()
+        self.direct_keys: set[Any] = set()
 
     def extend(self, parts: list[bytes], attributes: Mapping[Any, Any]) -> None:
-        """Append the fragment of every item of ``attributes`` to ``parts``, in order."""
+        """Append the fragments of ``attributes`` to ``parts``, in order (one part, or one
+        per item)."""
+        if self.uncached:
+            self.uncached -= 1
+            self.encode_all(parts, attributes)
+            return
+        self.looked_up += len(attributes)
         start = len(parts)
-        slow_keys = self.slow_keys
+        direct_keys = self.direct_keys
         try:
-            if not slow_keys or slow_keys.isdisjoint(attributes):
+            if not direct_keys or direct_keys.isdisjoint(attributes):
                 parts += starmap(self.cached, attributes.items())
             else:
                 cached, encode = self.cached, self.encode
                 parts += [
-                    encode(key, value) if key in slow_keys else cached(key, value)
+                    encode(key, value) if key in direct_keys else cached(key, value)
                     for key, value in attributes.items()
                 ]
             return
@@ -231,11 +265,17 @@ class Fragments:
 
     def join(self, attributes: Mapping[Any, Any]) -> bytes:
         """The fragments of ``attributes``, comma-separated (OTLP/JSON)."""
-        if not self.slow_keys:
+        if self.uncached:
+            self.uncached -= 1
+            parts: list[bytes] = []
+            self.encode_all(parts, attributes)
+            return b"".join(parts)
+        if not self.direct_keys:
+            self.looked_up += len(attributes)
             try:
                 return b",".join(starmap(self.cached, attributes.items()))
             except Exception:
-                parts: list[bytes] = []
+                parts = []
                 self.one_by_one(parts, attributes)
                 return b",".join(parts)
         parts = []
@@ -245,16 +285,22 @@ class Fragments:
     def one_by_one(self, parts: list[bytes], attributes: Mapping[Any, Any]) -> None:
         """``extend`` without exceptions of its own, remembering the keys of refused values
         (an exception from ``encode`` itself propagates)."""
-        cached, encode, slow_keys = self.cached, self.encode, self.slow_keys
+        cached, encode, direct_keys = self.cached, self.encode, self.direct_keys
         for key, value in attributes.items():
             if _cacheable(key, value):
                 parts.append(cached(key, value))
-                continue
-            parts.append(encode(key, value))
-            if type(key) is not str or len(key) <= _SLOW_KEY_MAX:
-                if len(slow_keys) >= _NAME_CACHE_LIMIT:
-                    slow_keys.clear()
-                slow_keys.add(key)
+            else:
+                parts.append(encode(key, value))
+                _remember_key(direct_keys, key)
+
+
+def _remember_key(keys: set[Any], key: Any) -> None:
+    """Add ``key`` to a bounded set of keys (cleared when full; a long str key is not kept)."""
+    if type(key) is str and len(key) > _DIRECT_KEY_MAX:
+        return
+    if len(keys) >= _NAME_CACHE_LIMIT:
+        keys.clear()
+    keys.add(key)
 
 
 # --- protobuf primitives --------------------------------------------------------------------
@@ -370,7 +416,44 @@ def pb_key_value(key: Any, value: Any, tag: bytes) -> bytes:
 
 def pb_attributes(attributes: Mapping[Any, Any], tag: bytes) -> bytes:
     """Repeated ``KeyValue`` fields (field ``tag``) for every item of ``attributes``."""
-    return b"".join([pb_key_value(key, value, tag) for key, value in attributes.items()])
+    parts: list[bytes] = []
+    pb_key_values(parts, attributes, tag)
+    return b"".join(parts)
+
+
+def pb_key_values(parts: list[bytes], attributes: Mapping[Any, Any], tag: bytes) -> None:
+    """Append the pieces of repeated ``KeyValue`` fields (field ``tag``) to ``parts``, without
+    the cache (joined once by the caller: one copy for the whole message); the common value
+    types written inline."""
+    keys = _KEY_FIELDS
+    small = _SMALL_VARINTS
+    for key, value in attributes.items():
+        k = (keys.get(key) if type(key) is str else None) or _key_field(key)
+        t = type(value)
+        if t is str:
+            data = value.encode("utf-8", "replace")
+            n = len(data)
+            if n < 125 and len(k) < 1900:  # every length below fits the small-varint table
+                parts += (tag, small[len(k) + n + 3], k, small[n + 2], b"\x0a", small[n], data)
+                continue
+            av = b"\x0a" + varint(n) + data
+        elif t is int and _INT64_LOW <= value < _INT64_END:
+            av = b"\x18" + varint(value)
+        elif t is bool:
+            av = b"\x10\x01" if value else b"\x10\x00"
+        elif t is float:
+            av = b"\x21" + _pack_f64(value)
+        else:
+            av = pb_any(value)
+        n = len(av)
+        vn = small[n] if n < 2048 else _varint_slow(n)
+        m = len(k) + len(vn) + n
+        parts += (tag, small[m] if m < 2048 else _varint_slow(m), k, vn, av)
+
+
+def _pb_fragments(tag: bytes) -> Fragments:
+    """The cached ``KeyValue`` fields of one repeated field (``tag``)."""
+    return Fragments(partial(pb_key_value, tag=tag), partial(pb_key_values, tag=tag))
 
 
 def protobuf_resource(resource: Resource) -> bytes:
@@ -414,9 +497,9 @@ class OtlpProtobufRows:
         self._metric_names: dict[str, bytes] = {}
         # attribute fragments, one cache per field tag (the tag is part of the fragment)
         # Span.attributes and HistogramDataPoint.attributes (field 9)
-        self._span_kvs = Fragments(partial(pb_key_value, tag=b"\x4a"))
-        self._point_kvs = Fragments(partial(pb_key_value, tag=b"\x3a"))  # NumberDataPoint (7)
-        self._log_kvs = Fragments(partial(pb_key_value, tag=b"\x32"))  # LogRecord (6)
+        self._span_kvs = _pb_fragments(b"\x4a")
+        self._point_kvs = _pb_fragments(b"\x3a")  # NumberDataPoint.attributes (7)
+        self._log_kvs = _pb_fragments(b"\x32")  # LogRecord.attributes (6)
 
     def _ids(self) -> bytes:
         """The next ids, from a fresh pool (the current one is spent)."""
@@ -447,9 +530,13 @@ class OtlpProtobufRows:
         if error is None:
             if attributes:
                 kvs = self._span_kvs
-                if kvs.slow_keys:
+                if kvs.uncached:  # the cache rests
+                    kvs.uncached -= 1
+                    pb_key_values(parts, attributes, b"\x4a")
+                elif kvs.direct_keys:
                     kvs.extend(parts, attributes)
                 else:  # Fragments.extend's fast path, inline: the hottest call there is
+                    kvs.looked_up += len(attributes)
                     try:
                         parts += starmap(kvs.cached, attributes.items())
                     except Exception:
@@ -673,11 +760,24 @@ def _json_any_other(value: Any) -> Any:
 
 
 def json_attributes(attributes: Mapping[Any, Any]) -> list[_KeyValue]:
-    """``KeyValue`` objects for msgspec to encode (nested maps and the resource)."""
-    return [
-        _KeyValue(key if type(key) is str else str(key), json_any(value))
-        for key, value in attributes.items()
-    ]
+    """``KeyValue`` objects for msgspec to encode (without the cache, nested maps, the
+    resource); ``json_any`` inlined for the common types: one Python call less per attribute."""
+    out: list[_KeyValue] = []
+    append = out.append
+    for key, value in attributes.items():
+        t = type(value)
+        if t is str:
+            wrapped: Any = _Str(value)
+        elif t is bool:
+            wrapped = _TRUE if value else _FALSE
+        elif t is int and _INT64_LOW <= value < _INT64_END:
+            wrapped = _Int(str(value))
+        elif t is float and value - value == 0.0:
+            wrapped = _Double(value)
+        else:
+            wrapped = json_any(value)
+        append(_KeyValue(key if type(key) is str else str(key), wrapped))
+    return out
 
 
 def _json_fallback(obj: Any) -> Any:
@@ -716,6 +816,12 @@ def json_key_value(key: Any, value: Any) -> bytes:
     else:
         return _json_encode(_KeyValue(key if type(key) is str else str(key), json_any(value)))
     return b"".join((_json_key_head(key), middle, text, end))
+
+
+def _json_key_values(parts: list[bytes], attributes: Mapping[Any, Any]) -> None:
+    """Append the ``KeyValue`` objects of ``attributes``, comma-separated, without the cache:
+    msgspec encodes them all at once (cheaper per attribute than joining each one's text)."""
+    parts.append(_json_encode(json_attributes(attributes))[1:-1])
 
 
 def _json_key_head(key: Any) -> bytes:
@@ -773,7 +879,7 @@ class OtlpJsonRows:
         self._next_ids: Callable[[], bytes] = _json_ids().__next__
         self._span_names: dict[str, bytes] = {}  # name -> "name","kind":1,"startTimeUnixNano":"
         self._names: dict[str, bytes] = {}  # metric name -> its JSON text
-        self._kvs = Fragments(json_key_value)
+        self._kvs = Fragments(json_key_value, _json_key_values)
         self._scrubbing = False
 
     def _ids(self) -> bytes:
@@ -807,9 +913,16 @@ class OtlpJsonRows:
             head = self._span_names.get(name) or self._span_name(name)
             if error is None:
                 if attributes:
+                    kvs = self._kvs
+                    if kvs.uncached:  # the cache rests: msgspec encodes the list, brackets too
+                        kvs.uncached -= 1
+                        return b"".join((
+                            ids, head, ts, b'","endTimeUnixNano":"', ts, b'","attributes":',
+                            _json_encode(json_attributes(attributes)), b"}\n",
+                        ))  # fmt: skip
                     return b"".join((
                         ids, head, ts, b'","endTimeUnixNano":"', ts, b'","attributes":[',
-                        self._kvs.join(attributes), b"]}\n",
+                        kvs.join(attributes), b"]}\n",
                     ))  # fmt: skip
                 return b"".join((ids, head, ts, b'","endTimeUnixNano":"', ts, b'"}\n'))
             span_attributes: dict[Any, Any] = {}
@@ -875,19 +988,22 @@ class OtlpJsonRows:
     ) -> bytes:
         ts = b"%d" % time_ns
         try:
-            parts = [
+            body = _json_encode(message if type(message) is str else str(message))
+            head = (
                 b'{"timeUnixNano":"', ts, b'","observedTimeUnixNano":"', ts,
-                _JSON_SEVERITY[severity._name_],
-                _json_encode(message if type(message) is str else str(message)), b"}",
-            ]  # fmt: skip
-            if attributes:
-                parts += (b',"attributes":[', self._kvs.join(attributes), b"]")
-                if "trace_id" in attributes or "span_id" in attributes:
-                    trace_id, span_id = log_ids(attributes)
-                    if trace_id:
-                        parts += (b',"traceId":"', trace_id.encode(), b'"')
-                    if span_id:
-                        parts += (b',"spanId":"', span_id.encode(), b'"')
+                _JSON_SEVERITY[severity._name_], body,
+            )  # fmt: skip
+            if not attributes:
+                return b"".join((*head, b"}}\n"))
+            joined = self._kvs.join(attributes)
+            if "trace_id" not in attributes and "span_id" not in attributes:
+                return b"".join((*head, b'},"attributes":[', joined, b"]}\n"))
+            parts = [*head, b'},"attributes":[', joined, b"]"]
+            trace_id, span_id = log_ids(attributes)
+            if trace_id:
+                parts += (b',"traceId":"', trace_id.encode(), b'"')
+            if span_id:
+                parts += (b',"spanId":"', span_id.encode(), b'"')
             parts.append(b"}\n")
             return b"".join(parts)
         except UnicodeEncodeError:

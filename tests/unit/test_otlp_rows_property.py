@@ -37,6 +37,7 @@ from automagik_telemetry.otlp_rows import (
     FRAGMENT_CACHE_LIMIT,
     FRAGMENT_TEXT_BUDGET,
     LONG_TEXT_MAX,
+    UNCACHED_CALLS,
     OtlpJsonRows,
     OtlpProtobufRows,
     json_resource,
@@ -191,8 +192,10 @@ def test_rows_match_the_straightforward_encoding(
 ) -> None:
     for fragments in caches(JSON) + caches(PROTOBUF):
         # keep what the caches hold, but forget the keys routed around them, else a key that
-        # once held a list would never meet the cache again
-        fragments.slow_keys.clear()
+        # once held a list would never meet the cache again, and end a rest (the examples'
+        # many distinct values would make every cache rest)
+        fragments.direct_keys.clear()
+        fragments.uncached = 0
     for attributes in attribute_dicts:
         check_all(attributes, name, number, message)
 
@@ -235,28 +238,54 @@ def test_caches_are_bounded_and_keep_no_large_value() -> None:
     for rows in (OtlpJsonRows(), OtlpProtobufRows()):
         (fragments, *_) = caches(rows)
         info = fragments.cached.cache_info  # type: ignore[attr-defined]
-        for i in range(FRAGMENT_CACHE_LIMIT + 100):  # unique values: the cache stays bounded
-            rows.span(T, "e", {"id": f"{i:016x}", "d": i + 0.5, "n": i}, None)
-        assert info().currsize == FRAGMENT_CACHE_LIMIT
+        for i in range(FRAGMENT_CACHE_LIMIT + 100):  # one value per key: cleared when full
+            json_or_pb_span(rows, {f"key-{i}": 1})
+        assert 0 < info().currsize < FRAGMENT_CACHE_LIMIT
         for name in (f"event-{i}" for i in range(otlp_rows._NAME_CACHE_LIMIT + 10)):
             rows.span(T, name, None, None)
         assert len(rows._span_names) <= otlp_rows._NAME_CACHE_LIMIT
 
         fragments.cached.cache_clear()  # type: ignore[attr-defined]
+        fragments.uncached = 0
         big = "x" * (LONG_TEXT_MAX + 1)  # too long to keep: encoded every time, never cached
         for _ in range(3):
             json_or_pb_span(rows, {"big": big, "small": "s"})
-        assert info().currsize == 1 and "big" in fragments.slow_keys
+        assert info().currsize == 1 and "big" in fragments.direct_keys
         long_values = 3 * FRAGMENT_TEXT_BUDGET // LONG_TEXT_MAX
         for i in range(long_values):  # long text: kept only within the budget
             json_or_pb_span(rows, {"long": f"{i:08d}" + "y" * (LONG_TEXT_MAX - 8)})
-        assert info().currsize <= FRAGMENT_TEXT_BUDGET // LONG_TEXT_MAX + 2
+            assert info().currsize <= FRAGMENT_TEXT_BUDGET // LONG_TEXT_MAX + 2
 
+        fragments.uncached = 0
         for i in range(otlp_rows._NAME_CACHE_LIMIT + 10):  # keys of refused values: bounded
             json_or_pb_span(rows, {f"list-{i}": [i]})
-        assert len(fragments.slow_keys) <= otlp_rows._NAME_CACHE_LIMIT
+        assert len(fragments.direct_keys) <= otlp_rows._NAME_CACHE_LIMIT
     assert len(otlp_rows._KEY_FIELDS) <= otlp_rows._NAME_CACHE_LIMIT
     assert len(otlp_rows._JSON_KEYS) <= otlp_rows._NAME_CACHE_LIMIT
+
+
+def test_a_cache_that_misses_too_often_rests_then_tries_again() -> None:
+    for rows in (OtlpJsonRows(), OtlpProtobufRows()):
+        (fragments, *_) = caches(rows)
+        info = fragments.cached.cache_info  # type: ignore[attr-defined]
+        repeated = {"route": "/a", "status": 200, "ok": True}
+        unique = 0
+        while not fragments.uncached:  # ids and durations only: every lookup misses
+            unique += 1
+            json_or_pb_span(rows, {**repeated, "id": f"{unique:016x}", "d": unique + 0.5})
+            assert unique <= FRAGMENT_CACHE_LIMIT
+        assert fragments.uncached == UNCACHED_CALLS and info().currsize <= 1
+        for i in range(UNCACHED_CALLS):  # resting: nothing cached, rows exact
+            attributes = {**repeated, "id": f"{i:08x}"}
+            if i % 1024 == 0:
+                json_or_pb_span(rows, attributes)  # checked against the reference
+            else:
+                rows.span(T, "e", attributes, None)
+        assert fragments.uncached == 0 and info().currsize <= 1
+        for _ in range(3):  # tried again: the repeated values are cached
+            json_or_pb_span(rows, repeated)
+        assert info().currsize <= 4 and info().hits >= 6
+        assert fragments.uncached == 0
 
 
 def json_or_pb_span(rows: OtlpJsonRows | OtlpProtobufRows, attributes: dict[str, Any]) -> None:
@@ -268,7 +297,7 @@ def json_or_pb_span(rows: OtlpJsonRows | OtlpProtobufRows, attributes: dict[str,
 
 def test_values_the_cache_refuses_go_item_by_item_and_stay_exact() -> None:
     """A list (unhashable), a long str, a zero double, NaN: the first mapping with such a value
-    takes the exception path, the next ones the slow-key path; every row stays exact."""
+    takes the exception path, the next ones the direct-key comprehension; every row exact."""
     for rows in (OtlpJsonRows(), OtlpProtobufRows()):
         (fragments, *_) = caches(rows)
         samples: list[dict[str, Any]] = [
@@ -282,4 +311,4 @@ def test_values_the_cache_refuses_go_item_by_item_and_stay_exact() -> None:
         for _ in range(3):
             for attributes in samples:
                 json_or_pb_span(rows, attributes)
-        assert {"tags", "ua", "d"} <= fragments.slow_keys
+        assert {"tags", "ua", "d"} <= fragments.direct_keys
