@@ -3,7 +3,10 @@
     pytest bench/test_producer_cost.py --benchmark-only --benchmark-json=bench/results/producer.json
 
 Each round makes ``CALLS`` calls; pytest-benchmark reports time per round, so divide by CALLS
-(the harness prints ns per call in ``extra_info``)."""
+(the harness prints ns per call in ``extra_info``). The OTLP cases track the harness's own events
+(``automagik_telemetry.benchmark.workload``: 8 attributes, a unique request id and duration
+among them), all distinct, through a client whose writer has nowhere to deliver (the ring holds
+every row), so they measure the calling thread: encoding, the lock, the ring."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 from automagik_telemetry import AutomagikTelemetry, MetricType
+from automagik_telemetry.benchmark.workload import EVENT, Workload, operations
 from automagik_telemetry.localservers.clickhouse import LocalClickHouse
 from automagik_telemetry.records import ClickHouseRows
 from automagik_telemetry.ring import KIND_TRACE, RingReader, RingWriter, create_segment
@@ -21,6 +25,12 @@ from automagik_telemetry.ring import KIND_TRACE, RingReader, RingWriter, create_
 CALLS = 1000
 ROUNDS = 300
 ATTRS = {"user": "alice", "count": 3, "ok": True}
+OTLP_ROUNDS = 80  # x CALLS rows must fit the 64 MiB ring: ~580 bytes per OTLP/JSON row
+WORKLOAD_EVENTS = [
+    (name, attrs)
+    for kind, name, _, _, attrs in operations(Workload(count=(OTLP_ROUNDS + 20) * CALLS * 10 // 8))
+    if kind == EVENT
+]
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +41,17 @@ def isolated_client() -> Iterator[AutomagikTelemetry]:
     telemetry = AutomagikTelemetry(
         project_name="bench", version="1", backend="clickhouse",
         clickhouse_endpoint="http://127.0.0.1:9", ring_size=64 * 1024 * 1024, on_full="drop",
+    )  # fmt: skip
+    yield telemetry
+    telemetry.shutdown(timeout=0.1)
+
+
+@pytest.fixture(scope="module", params=["http/json", "http/protobuf"])
+def otlp_client(request: pytest.FixtureRequest) -> Iterator[AutomagikTelemetry]:
+    """backend="otlp" with nowhere to deliver (a closed port): the calling thread alone."""
+    telemetry = AutomagikTelemetry(
+        project_name="bench", version="1", backend="otlp", endpoint="http://127.0.0.1:9",
+        otlp_protocol=request.param, ring_size=64 * 1024 * 1024, on_full="drop",
     )  # fmt: skip
     yield telemetry
     telemetry.shutdown(timeout=0.1)
@@ -68,6 +89,23 @@ def test_simple_queue_put_floor(benchmark) -> None:  # type: ignore[no-untyped-d
 def test_track_event_isolated(benchmark, isolated_client: AutomagikTelemetry) -> None:  # type: ignore[no-untyped-def]
     per_call(benchmark, isolated_client.track_event, "user.signup", ATTRS)
     assert isolated_client.get_status()["dropped_total"] == 0
+
+
+@pytest.mark.benchmark(group="producer: per call on the calling thread")
+def test_track_event_otlp_8_attributes(benchmark, otlp_client: AutomagikTelemetry) -> None:  # type: ignore[no-untyped-def]
+    """track_event with the workload's 8 attributes, OTLP/JSON and OTLP/protobuf."""
+    track = otlp_client.track_event
+    events = iter(WORKLOAD_EVENTS)
+
+    def round_() -> None:
+        for _ in range(CALLS):
+            name, attrs = next(events)
+            track(name, attrs)
+
+    benchmark.pedantic(round_, rounds=OTLP_ROUNDS, warmup_rounds=5, iterations=1)
+    benchmark.extra_info["calls_per_round"] = CALLS
+    benchmark.extra_info["median_ns_per_call"] = benchmark.stats.stats.median / CALLS * 1e9
+    assert otlp_client.get_status()["dropped_total"] == 0
 
 
 @pytest.mark.benchmark(group="producer: per call on the calling thread")

@@ -10,35 +10,31 @@ around the ring's bytes and never touches rows one by one (``sinks/otlp.py``).
   ``"Infinity"`` / ``"-Infinity"``; then a newline (JSON escapes newlines inside strings, so a
   newline only ever ends a row, and ``\\n{`` only ever separates two). The row is joined by hand
   from constant pieces and cached ones; every string and double in it is encoded by msgspec (its
-  escaping, its shortest float text), nested values (lists, maps, bytes) as msgspec structs.
+  escaping, its shortest float text), and the attributes as a list of msgspec structs in one
+  ``encode`` call.
 * ``OtlpProtobufRows`` (``http/protobuf``): the ``Span`` / ``Metric`` / ``LogRecord`` message,
   hand-encoded (tag bytes, varints, fixed64), as one length-delimited field 2 of its
   ``ScopeSpans`` / ``ScopeMetrics`` / ``ScopeLogs``: tag ``0x12``, varint length, message. No
   protobuf message object is built per call; the tests parse these bytes with the official
   ``opentelemetry-proto`` messages.
 
-Attributes are most of a row's cost, and most of them repeat (the same route, method, status,
-region), so each is encoded once into its whole fragment (JSON: ``{"key":…,"value":{…}}``;
-protobuf: the repeated ``KeyValue`` field, tag and length included) and the rows join fragments
-(``Fragments``). The cache rule, which the tests hold against a straightforward encoder for any
-input (``tests/unit/test_otlp_rows_property.py``):
+Caches: names (span and metric names, per encoder) and attribute keys (``_KEY_FIELDS``,
+protobuf), the parts of a row that repeat and are small. The rule: bounded (cleared when they
+reach ``_NAME_CACHE_LIMIT`` entries), keyed by exact str only (``1``, ``1.0`` and ``True`` are
+equal keys, hashed alike, with different texts; a str subclass may have its own ``str()``), and
+no key longer than ``_KEY_CACHE_MAX`` characters (no large text kept alive).
 
-* keyed by ``(key, value, type(key), type(value))`` (``functools.lru_cache(typed=True)``), so
-  values that are equal and hash alike but encode differently (``True`` / ``1`` / ``1.0``, a
-  str and a str subclass, an int and an IntEnum) never share an entry;
-* only str keys of at most ``CACHED_TEXT_MAX`` characters, and values whose fragment depends on
-  nothing but their value: None, bools, ints in int64, doubles other than zero and NaN (``0.0``
-  and ``-0.0`` are equal but different doubles), strs of at most ``LONG_TEXT_MAX`` characters,
-  the longer ones within ``FRAGMENT_TEXT_BUDGET`` characters; no larger value is kept alive;
-* bounded: cleared after ``FRAGMENT_CACHE_LIMIT`` entries or the text budget (a clear costs
-  less than evicting cold entries one by one); one cache per encoder and field; the name and key
-  caches are cleared at ``_NAME_CACHE_LIMIT``;
-* a mapping is looked up in C in one pass (no Python code per attribute when all hit), so a
-  hit costs about a third of encoding the attribute, but a miss several times it: a cache
-  whose lookups missed more than ``MISS_RATIO_MAX`` of the time in a generation (values that
-  never repeat) rests for ``UNCACHED_CALLS`` mappings, encoded directly the old way, then is
-  tried again; a key whose value the cache refused is remembered (bounded), and mappings with
-  it go item by item.
+Attribute values are not cached, on measurement. A cache of whole ``KeyValue`` fragments,
+keyed by ``(key, value, type(key), type(value))`` and looked up in C (``lru_cache(typed=True)``
+and ``starmap``), encodes an event of 8 repeating attributes in ~2.2 µs instead of ~3.5 in a
+loop that does nothing else; but in the client, between calls that also take the lock, read the
+clock, copy the row into the ring and build the next attributes, its hits (a dict slot, a key
+tuple, a fragment: long-lived objects) are cache misses, and the same encoder measured ~0.5 to
+1 µs *slower* per call than encoding the values afresh, in the harness and in-process A/B runs,
+with cold or freshly built attributes, with or without the ring. Values that do not repeat
+(ids, durations) made it worse (an insert, then a cold free). ``tests/support/otlp_reference.py``
+and ``tests/unit/test_otlp_rows_property.py`` hold the rows to a straightforward encoder, byte
+for byte, for any input.
 
 Attribute values keep their type: ``str`` -> ``stringValue``, ``bool`` -> ``boolValue``, ``int``
 -> ``intValue`` (an int outside int64 travels as its decimal text), ``float`` -> ``doubleValue``,
@@ -71,8 +67,6 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from functools import lru_cache, partial
-from itertools import starmap
 from typing import Any, Final
 
 import msgspec
@@ -98,13 +92,7 @@ _INT64_LOW: Final = -(1 << 63)
 _INT64_END: Final = 1 << 63
 _UINT64_MASK: Final = (1 << 64) - 1
 _NAME_CACHE_LIMIT: Final = 4096
-FRAGMENT_CACHE_LIMIT: Final = 4096  # attribute fragments per cache, then cleared
-CACHED_TEXT_MAX: Final = 64  # longer keys are encoded every time; longer str values...
-LONG_TEXT_MAX: Final = 1024  # ...up to this are cached within FRAGMENT_TEXT_BUDGET
-FRAGMENT_TEXT_BUDGET: Final = 65536  # characters of such values per cache, then cleared
-_DIRECT_KEY_MAX: Final = 4 * CACHED_TEXT_MAX
-MISS_RATIO_MAX: Final = 0.35  # of the attributes looked up in a generation, or the cache rests...
-UNCACHED_CALLS: Final = 16 * FRAGMENT_CACHE_LIMIT  # ...for this many mappings
+_KEY_CACHE_MAX: Final = 64  # longer keys are not cached (no large text kept alive)
 
 _pack_u64 = struct.Struct("<Q").pack
 _pack_i64 = struct.Struct("<q").pack
@@ -153,154 +141,6 @@ def resource_attributes(resource: Resource) -> dict[str, Any]:
         }
     )
     return attributes
-
-
-# --- attribute fragments --------------------------------------------------------------------
-
-
-def _cacheable(key: Any, value: Any) -> bool:
-    """Whether the fragment of ``key: value`` may be kept: a str key of at most
-    ``CACHED_TEXT_MAX`` characters, and a value of an exact type whose fragment depends on
-    nothing else: a str of at most ``LONG_TEXT_MAX`` characters (no large text kept alive),
-    None, a bool, an int in int64, or a float other than zero and NaN (0.0 and -0.0 are equal
-    and hash alike but are different doubles; NaN is never equal to itself)."""
-    if type(key) is not str or len(key) > CACHED_TEXT_MAX:
-        return False
-    t = type(value)
-    if t is str:
-        return len(value) <= LONG_TEXT_MAX
-    if value is None:
-        return True
-    if t is int:
-        return bool(_INT64_LOW <= value < _INT64_END)
-    if t is float:
-        return bool(value == value and value != 0.0)
-    return t is bool
-
-
-class _Uncacheable(Exception):
-    """Raised by a cached fragment function for an attribute its cache must not keep."""
-
-
-class Fragments:
-    """The encoded fragments of attributes (``KeyValue`` objects or fields), cached.
-
-    ``encode(key, value)`` makes one fragment, ``encode_all(parts, attributes)`` appends those
-    of a whole mapping to ``parts``, without the cache (in pieces that ``extend`` / ``join``
-    would join to the same bytes). The cache is ``functools.lru_cache`` with
-    ``typed=True``, ``maxsize=None``: keyed by ``(key, value, type(key), type(value))``, so
-    ``True``, ``1`` and ``1.0`` (equal, and hashed alike) never share a fragment, nor a str with a
-    str subclass; looked up in C, a whole mapping in one ``starmap``, no Python code per
-    attribute on a hit. Its function (run on a miss) refuses, by raising, what ``_cacheable``
-    refuses, so nothing else is ever kept, and counts what it lets in: the cache is cleared
-    after ``FRAGMENT_CACHE_LIMIT`` entries or ``FRAGMENT_TEXT_BUDGET`` characters of long text
-    (a clear, not a least-recently-used eviction per entry: evicting cold entries one by one
-    costs more than encoding them). A key whose value was refused (a list, a long text, a zero
-    double...) is remembered in ``direct_keys`` (bounded): mappings with it go through a
-    comprehension that encodes that key's values and looks the others up; the first one goes
-    item by item (``one_by_one``), through an exception.
-
-    A miss costs several times what encoding the value directly does (a Python call from C,
-    the insert, the clear), so the cache must mostly hit to pay. Each generation (from one
-    clear to the next) counts the attributes looked up; if more than ``MISS_RATIO_MAX`` of
-    them missed (values that do not repeat: ids, timestamps), the next ``UNCACHED_CALLS``
-    mappings are encoded directly with ``encode_all`` (the cache rests), then the cache is tried
-    again. Its cost per attribute is thus bounded near the direct encoding's.
-    """
-
-    __slots__ = ("cached", "direct_keys", "encode", "encode_all", "looked_up", "uncached")
-
-    def __init__(
-        self,
-        encode: Callable[[Any, Any], bytes],
-        encode_all: Callable[[list[bytes], Mapping[Any, Any]], None],
-    ) -> None:
-        self.looked_up = 0  # attributes looked up in this generation
-        self.uncached = 0  # mappings still to encode without the cache
-        room = [FRAGMENT_CACHE_LIMIT, FRAGMENT_TEXT_BUDGET]  # entries, long-text characters
-
-        def fragment(key: Any, value: Any) -> bytes:
-            if not _cacheable(key, value):
-                raise _Uncacheable
-            room[0] -= 1
-            if type(value) is str and len(value) > CACHED_TEXT_MAX:
-                room[1] -= len(value)
-            if room[0] < 0 or room[1] < 0:  # full: a new generation, from an empty cache
-                if FRAGMENT_CACHE_LIMIT - room[0] > MISS_RATIO_MAX * self.looked_up:
-                    self.uncached = UNCACHED_CALLS  # it missed too often: rest
-                room[:] = FRAGMENT_CACHE_LIMIT - 1, FRAGMENT_TEXT_BUDGET
-                self.looked_up = 0
-                cached.cache_clear()
-            return encode(key, value)
-
-        cached = lru_cache(maxsize=None, typed=True)(fragment)
-        self.encode = encode
-        self.encode_all = encode_all
-        self.cached: Callable[[Any, Any], bytes] = cached
-        self.direct_keys: set[Any] = set()
-
-    def extend(self, parts: list[bytes], attributes: Mapping[Any, Any]) -> None:
-        """Append the fragments of ``attributes`` to ``parts``, in order (one part, or one
-        per item)."""
-        if self.uncached:
-            self.uncached -= 1
-            self.encode_all(parts, attributes)
-            return
-        self.looked_up += len(attributes)
-        start = len(parts)
-        direct_keys = self.direct_keys
-        try:
-            if not direct_keys or direct_keys.isdisjoint(attributes):
-                parts += starmap(self.cached, attributes.items())
-            else:
-                cached, encode = self.cached, self.encode
-                parts += [
-                    encode(key, value) if key in direct_keys else cached(key, value)
-                    for key, value in attributes.items()
-                ]
-            return
-        except Exception:  # a value refused, unhashable, or not encodable: item by item
-            del parts[start:]
-        self.one_by_one(parts, attributes)
-
-    def join(self, attributes: Mapping[Any, Any]) -> bytes:
-        """The fragments of ``attributes``, comma-separated (OTLP/JSON)."""
-        if self.uncached:
-            self.uncached -= 1
-            parts: list[bytes] = []
-            self.encode_all(parts, attributes)
-            return b"".join(parts)
-        if not self.direct_keys:
-            self.looked_up += len(attributes)
-            try:
-                return b",".join(starmap(self.cached, attributes.items()))
-            except Exception:
-                parts = []
-                self.one_by_one(parts, attributes)
-                return b",".join(parts)
-        parts = []
-        self.extend(parts, attributes)
-        return b",".join(parts)
-
-    def one_by_one(self, parts: list[bytes], attributes: Mapping[Any, Any]) -> None:
-        """``extend`` without exceptions of its own, remembering the keys of refused values
-        (an exception from ``encode`` itself propagates)."""
-        cached, encode, direct_keys = self.cached, self.encode, self.direct_keys
-        for key, value in attributes.items():
-            if _cacheable(key, value):
-                parts.append(cached(key, value))
-            else:
-                parts.append(encode(key, value))
-                _remember_key(direct_keys, key)
-
-
-def _remember_key(keys: set[Any], key: Any) -> None:
-    """Add ``key`` to a bounded set of keys (cleared when full; a long str key is not kept)."""
-    if type(key) is str and len(key) > _DIRECT_KEY_MAX:
-        return
-    if len(keys) >= _NAME_CACHE_LIMIT:
-        keys.clear()
-    keys.add(key)
 
 
 # --- protobuf primitives --------------------------------------------------------------------
@@ -386,32 +226,11 @@ def _key_field(key: Any) -> bytes:
     if type(key) is not str:
         return _pb_text(b"\x0a", str(key)) + b"\x12"
     field = _pb_text(b"\x0a", key) + b"\x12"
-    if len(key) <= CACHED_TEXT_MAX:
+    if len(key) <= _KEY_CACHE_MAX:
         if len(_KEY_FIELDS) >= _NAME_CACHE_LIMIT:
             _KEY_FIELDS.clear()
         _KEY_FIELDS[key] = field
     return field
-
-
-def pb_key_value(key: Any, value: Any, tag: bytes) -> bytes:
-    """One repeated ``KeyValue`` field (field ``tag``): tag, varint length, message."""
-    k = (_KEY_FIELDS.get(key) if type(key) is str else None) or _key_field(key)
-    t = type(value)
-    if t is str:
-        data = value.encode("utf-8", "replace")
-        av = b"\x0a" + varint(len(data)) + data
-    elif t is int and _INT64_LOW <= value < _INT64_END:
-        av = b"\x18" + varint(value)
-    elif t is bool:
-        av = b"\x10\x01" if value else b"\x10\x00"
-    elif t is float:
-        av = b"\x21" + _pack_f64(value)
-    else:
-        av = pb_any(value)
-    n = len(av)
-    vn = _SMALL_VARINTS[n] if n < 2048 else _varint_slow(n)
-    m = len(k) + len(vn) + n
-    return b"".join((tag, _SMALL_VARINTS[m] if m < 2048 else _varint_slow(m), k, vn, av))
 
 
 def pb_attributes(attributes: Mapping[Any, Any], tag: bytes) -> bytes:
@@ -422,9 +241,8 @@ def pb_attributes(attributes: Mapping[Any, Any], tag: bytes) -> bytes:
 
 
 def pb_key_values(parts: list[bytes], attributes: Mapping[Any, Any], tag: bytes) -> None:
-    """Append the pieces of repeated ``KeyValue`` fields (field ``tag``) to ``parts``, without
-    the cache (joined once by the caller: one copy for the whole message); the common value
-    types written inline."""
+    """Append the pieces of repeated ``KeyValue`` fields (field ``tag``) to ``parts`` (joined
+    once by the caller: one copy for the whole message); the common value types inline."""
     keys = _KEY_FIELDS
     small = _SMALL_VARINTS
     for key, value in attributes.items():
@@ -449,11 +267,6 @@ def pb_key_values(parts: list[bytes], attributes: Mapping[Any, Any], tag: bytes)
         vn = small[n] if n < 2048 else _varint_slow(n)
         m = len(k) + len(vn) + n
         parts += (tag, small[m] if m < 2048 else _varint_slow(m), k, vn, av)
-
-
-def _pb_fragments(tag: bytes) -> Fragments:
-    """The cached ``KeyValue`` fields of one repeated field (``tag``)."""
-    return Fragments(partial(pb_key_value, tag=tag), partial(pb_key_values, tag=tag))
 
 
 def protobuf_resource(resource: Resource) -> bytes:
@@ -495,11 +308,6 @@ class OtlpProtobufRows:
         self._next_ids: Callable[[], bytes] = _protobuf_ids().__next__
         self._span_names: dict[str, bytes] = {}
         self._metric_names: dict[str, bytes] = {}
-        # attribute fragments, one cache per field tag (the tag is part of the fragment)
-        # Span.attributes and HistogramDataPoint.attributes (field 9)
-        self._span_kvs = _pb_fragments(b"\x4a")
-        self._point_kvs = _pb_fragments(b"\x3a")  # NumberDataPoint.attributes (7)
-        self._log_kvs = _pb_fragments(b"\x32")  # LogRecord.attributes (6)
 
     def _ids(self) -> bytes:
         """The next ids, from a fresh pool (the current one is spent)."""
@@ -529,19 +337,7 @@ class OtlpProtobufRows:
         parts = [ids, name_field, b"\x30\x01\x39", ts, b"\x41", ts]
         if error is None:
             if attributes:
-                kvs = self._span_kvs
-                if kvs.uncached:  # the cache rests
-                    kvs.uncached -= 1
-                    pb_key_values(parts, attributes, b"\x4a")
-                elif kvs.direct_keys:
-                    kvs.extend(parts, attributes)
-                else:  # Fragments.extend's fast path, inline: the hottest call there is
-                    kvs.looked_up += len(attributes)
-                    try:
-                        parts += starmap(kvs.cached, attributes.items())
-                    except Exception:
-                        del parts[6:]
-                        kvs.one_by_one(parts, attributes)
+                pb_key_values(parts, attributes, b"\x4a")
             span = b"".join(parts)
             n = len(span)
             return b"\x12" + (_SMALL_VARINTS[n] if n < 2048 else _varint_slow(n)) + span
@@ -549,7 +345,7 @@ class OtlpProtobufRows:
         exception: dict[str, Any] = {}
         for key, value in (attributes or {}).items():
             (exception if key in EXCEPTION_KEYS else span_attributes)[key] = value
-        self._span_kvs.extend(parts, span_attributes)
+        pb_key_values(parts, span_attributes, b"\x4a")
         event = b"\x09" + ts + b"\x12\x09exception" + pb_attributes(exception, b"\x1a")
         parts.append(delimited(b"\x5a", event))  # events
         parts.append(delimited(b"\x7a", _pb_text(b"\x12", error) + b"\x18\x02"))  # status ERROR
@@ -568,7 +364,7 @@ class OtlpProtobufRows:
         small = _SMALL_VARINTS
         if kind is _HISTOGRAM:
             if attributes:
-                self._span_kvs.extend(parts, attributes)
+                pb_key_values(parts, attributes, b"\x4a")
             number = float(value)
             packed = _pack_f64(number)
             # start, time, count 1, sum, bucket_counts, explicit_bounds, min, max
@@ -579,7 +375,7 @@ class OtlpProtobufRows:
             tag, tail = b"\x4a", b"\x10\x01"  # histogram, temporality DELTA
         else:
             if attributes:
-                self._point_kvs.extend(parts, attributes)
+                pb_key_values(parts, attributes, b"\x3a")
             if kind is _COUNTER:
                 parts += (b"\x11", ts)
                 tag, tail = b"\x3a", b"\x10\x01\x18\x01"  # sum, temporality DELTA, monotonic
@@ -623,7 +419,7 @@ class OtlpProtobufRows:
             parts.append(delimited(b"\x2a", b"\x0a" + varint(n) + data))
         parts += (b"\x59", ts)
         if attributes:
-            self._log_kvs.extend(parts, attributes)
+            pb_key_values(parts, attributes, b"\x32")
             if "trace_id" in attributes or "span_id" in attributes:
                 trace_id, span_id = log_ids(attributes)
                 if trace_id:
@@ -760,8 +556,8 @@ def _json_any_other(value: Any) -> Any:
 
 
 def json_attributes(attributes: Mapping[Any, Any]) -> list[_KeyValue]:
-    """``KeyValue`` objects for msgspec to encode (without the cache, nested maps, the
-    resource); ``json_any`` inlined for the common types: one Python call less per attribute."""
+    """``KeyValue`` objects for msgspec to encode; ``json_any`` inlined for the common types:
+    one Python call less per attribute, which is most of an event's cost."""
     out: list[_KeyValue] = []
     append = out.append
     for key, value in attributes.items():
@@ -787,47 +583,6 @@ def _json_fallback(obj: Any) -> Any:
 # One encoder for every JSON piece; ``encode`` keeps no state between calls (thread-safe).
 # The hook gives str subclasses (and anything else msgspec does not take) their ``str()``.
 _json_encode: Final = msgspec.json.Encoder(enc_hook=_json_fallback).encode
-_JSON_KEYS: dict[str, bytes] = {}
-
-
-def _json_key(key: Any) -> bytes:
-    """The start of a ``KeyValue`` object, up to its value's field name: ``{"key":…,"value":{``."""
-    text = key if type(key) is str else str(key)
-    head = b'{"key":' + _json_encode(text) + b',"value":{'
-    if type(key) is str and len(key) <= CACHED_TEXT_MAX:
-        if len(_JSON_KEYS) >= _NAME_CACHE_LIMIT:
-            _JSON_KEYS.clear()
-        _JSON_KEYS[key] = head
-    return head
-
-
-def json_key_value(key: Any, value: Any) -> bytes:
-    """One ``KeyValue`` object; the common value types written around msgspec's text of the
-    value, the others encoded whole by msgspec (``json_any``)."""
-    t = type(value)
-    if t is str:
-        middle, text, end = b'"stringValue":', _json_encode(value), b"}}"
-    elif t is int and _INT64_LOW <= value < _INT64_END:
-        middle, text, end = b'"intValue":"', b"%d" % value, b'"}}'
-    elif t is bool:
-        return _json_key_head(key) + (b'"boolValue":true}}' if value else b'"boolValue":false}}')
-    elif t is float:
-        middle, text, end = b'"doubleValue":', _json_encode(json_double(value)), b"}}"
-    else:
-        return _json_encode(_KeyValue(key if type(key) is str else str(key), json_any(value)))
-    return b"".join((_json_key_head(key), middle, text, end))
-
-
-def _json_key_values(parts: list[bytes], attributes: Mapping[Any, Any]) -> None:
-    """Append the ``KeyValue`` objects of ``attributes``, comma-separated, without the cache:
-    msgspec encodes them all at once (cheaper per attribute than joining each one's text)."""
-    parts.append(_json_encode(json_attributes(attributes))[1:-1])
-
-
-def _json_key_head(key: Any) -> bytes:
-    return (_JSON_KEYS.get(key) if type(key) is str else None) or _json_key(key)
-
-
 _JSON_BUCKETS: Final = tuple(
     msgspec.json.encode([str(int(i == j)) for i in range(len(HISTOGRAM_BOUNDS) + 1)])
     for j in range(len(HISTOGRAM_BOUNDS) + 1)
@@ -879,7 +634,6 @@ class OtlpJsonRows:
         self._next_ids: Callable[[], bytes] = _json_ids().__next__
         self._span_names: dict[str, bytes] = {}  # name -> "name","kind":1,"startTimeUnixNano":"
         self._names: dict[str, bytes] = {}  # metric name -> its JSON text
-        self._kvs = Fragments(json_key_value, _json_key_values)
         self._scrubbing = False
 
     def _ids(self) -> bytes:
@@ -913,16 +667,9 @@ class OtlpJsonRows:
             head = self._span_names.get(name) or self._span_name(name)
             if error is None:
                 if attributes:
-                    kvs = self._kvs
-                    if kvs.uncached:  # the cache rests: msgspec encodes the list, brackets too
-                        kvs.uncached -= 1
-                        return b"".join((
-                            ids, head, ts, b'","endTimeUnixNano":"', ts, b'","attributes":',
-                            _json_encode(json_attributes(attributes)), b"}\n",
-                        ))  # fmt: skip
                     return b"".join((
-                        ids, head, ts, b'","endTimeUnixNano":"', ts, b'","attributes":[',
-                        kvs.join(attributes), b"]}\n",
+                        ids, head, ts, b'","endTimeUnixNano":"', ts, b'","attributes":',
+                        _json_encode(json_attributes(attributes)), b"}\n",
                     ))  # fmt: skip
                 return b"".join((ids, head, ts, b'","endTimeUnixNano":"', ts, b'"}\n'))
             span_attributes: dict[Any, Any] = {}
@@ -930,11 +677,11 @@ class OtlpJsonRows:
             for key, value in (attributes or {}).items():
                 (exception if key in EXCEPTION_KEYS else span_attributes)[key] = value
             return b"".join((
-                ids, head, ts, b'","endTimeUnixNano":"', ts, b'","attributes":[',
-                self._kvs.join(span_attributes),
-                b'],"events":[{"timeUnixNano":"', ts, b'","name":"exception","attributes":[',
-                b",".join([json_key_value(k, v) for k, v in exception.items()]),
-                b']}],"status":{"message":', _json_encode(error), b',"code":2}}\n',
+                ids, head, ts, b'","endTimeUnixNano":"', ts, b'","attributes":',
+                _json_encode(json_attributes(span_attributes)),
+                b',"events":[{"timeUnixNano":"', ts, b'","name":"exception","attributes":',
+                _json_encode(json_attributes(exception)),
+                b'}],"status":{"message":', _json_encode(error), b',"code":2}}\n',
             ))  # fmt: skip
         except UnicodeEncodeError:  # a lone surrogate somewhere: rare, so handled here
             return self._scrubbed(self.span, time_ns, name, attributes, error)
@@ -950,7 +697,9 @@ class OtlpJsonRows:
         ts = b"%d" % time_ns
         try:
             name_text = self._names.get(name) or self._name(name)
-            end = b',"attributes":[' + self._kvs.join(attributes) + b"]" if attributes else b""
+            end = (
+                b',"attributes":' + _json_encode(json_attributes(attributes)) if attributes else b""
+            )
             if kind is _HISTOGRAM:
                 number = float(value)
                 as_json = _json_encode(json_double(number))
@@ -995,10 +744,10 @@ class OtlpJsonRows:
             )  # fmt: skip
             if not attributes:
                 return b"".join((*head, b"}}\n"))
-            joined = self._kvs.join(attributes)
+            listed = _json_encode(json_attributes(attributes))
             if "trace_id" not in attributes and "span_id" not in attributes:
-                return b"".join((*head, b'},"attributes":[', joined, b"]}\n"))
-            parts = [*head, b'},"attributes":[', joined, b"]"]
+                return b"".join((*head, b'},"attributes":', listed, b"}\n"))
+            parts = [*head, b'},"attributes":', listed]
             trace_id, span_id = log_ids(attributes)
             if trace_id:
                 parts += (b',"traceId":"', trace_id.encode(), b'"')
