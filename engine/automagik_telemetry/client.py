@@ -28,6 +28,7 @@ import msgspec
 
 from . import opt_in, ring
 from .config import TelemetryConfig
+from .processes import process_alive
 from .records import ClickHouseRows, RowEncoder, clickhouse_row_suffixes
 from .resource import Resource
 from .ring import KIND_LOG, KIND_METRIC, KIND_TRACE, RingWriter, Slot
@@ -86,23 +87,6 @@ def identity(settings: WriterSettings) -> bytes:
     if settings.otlp_signal_headers is not None:
         blank["otlp_signal_headers"] = ({}, {}, {})
     return msgspec.json.encode(msgspec.structs.replace(settings, **blank))
-
-
-def process_alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie does not; a pid of another user's process does)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            return stat.read().rsplit(") ", 1)[1][:1] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def _package_root() -> str:

@@ -34,6 +34,8 @@ from typing import Final
 
 import msgspec
 
+from .processes import process_alive
+
 log = logging.getLogger("automagik_telemetry.spool")
 
 SUFFIX: Final = ".batch"
@@ -83,11 +85,11 @@ class Spool:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         for path in self.directory.glob("*.claimed-*"):
             owner = int(path.name.rsplit("-", 1)[1] or 0)
-            if owner == self._pid or not _alive(owner):
+            if owner == self._pid or not process_alive(owner):
                 os.replace(path, path.with_name(path.name.split(".claimed-")[0]))
         for stale in self.directory.glob("*.tmp-*"):
             owner = int(stale.name.rsplit("-", 1)[1] or 0)
-            if not _alive(owner):
+            if not process_alive(owner):
                 stale.unlink(missing_ok=True)
         self._ready = True
 
@@ -227,18 +229,6 @@ class Spool:
     def remove(self, path: Path) -> None:
         """Delete a batch the sink acknowledged."""
         path.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from automagik_telemetry.localservers.clickhouse import LocalClickHouse
+from automagik_telemetry.processes import process_alive
+
+__all__ = ["ClickHouseDatabase", "process_alive", "shm_segments"]
 
 
 class ClickHouseDatabase:
@@ -37,17 +40,3 @@ class ClickHouseDatabase:
 def shm_segments() -> set[str]:
     """Names of the engine's shared-memory segments that exist now."""
     return {p.name for p in Path("/dev/shm").glob("automagik-telemetry-*")}
-
-
-def process_alive(pid: int) -> bool:
-    import os
-
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie (exited, not yet reaped) counts as gone
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            return stat.read().split(") ", 1)[1][0] != "Z"
-    except OSError:
-        return False
