@@ -165,8 +165,7 @@ class AutomagikTelemetry:
         self._ring: RingWriter | None = None
         self._writer: subprocess.Popen[bytes] | None = None
         self._adopted: list[subprocess.Popen[bytes]] = []  # writers of orphans, see _start
-        # (ring, rows refused by the destination) as the last flush saw them
-        self._refused_seen: tuple[object, int] = (None, 0)
+        self._refused_seen = 0  # rows the destination refused, as the last flush saw them
         self._writer_restarts = 0
         self._messages_seen = 0
         self._closed = False
@@ -235,6 +234,7 @@ class AutomagikTelemetry:
         settings = self._writer_settings("")
         segment = ring.create_segment(self.config.ring_size, identity(settings))
         self._ring = RingWriter(segment)
+        self._refused_seen = 0  # the new ring's counters start at zero (after a fork too)
         self._appenders = self._ring.appenders
         self._lock = self._ring.lock
         self._settings = msgspec.structs.replace(settings, segment=segment.name)
@@ -449,7 +449,6 @@ class AutomagikTelemetry:
             # delivered, and a longer nap would leave it unused
             pause = min(pause * 2, 0.001)
             if ring_writer.put(kind, row):
-                self._gave_up = False
                 return True
         return False
 
@@ -725,8 +724,7 @@ class AutomagikTelemetry:
             return delivered
         words = ring_writer.words
         refused = int(words[Slot.ROWS_SET_ASIDE]) + int(words[Slot.ROWS_REJECTED])
-        seen = self._refused_seen[1] if self._refused_seen[0] is ring_writer else 0
-        self._refused_seen = (ring_writer, refused)
+        seen, self._refused_seen = self._refused_seen, refused
         return delivered and refused == seen
 
     def enable(self) -> None:

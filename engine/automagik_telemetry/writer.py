@@ -155,6 +155,12 @@ class Batch:
     attempts: int | None = None  # retries allowed; None: the configured max_retries
 
 
+def store(spool: Spool, batch: Batch) -> bool:
+    """Write a batch's rows into ``spool``, LZ4-framed (``SPOOL_ENCODING``)."""
+    body = bytes(lz4.frame.compress(batch.body))
+    return spool.put(batch.kind, batch.rows, batch.token, SPOOL_ENCODING, body)
+
+
 class Senders:
     """A few threads that each deliver one batch at a time, with its retries, while the main
     thread prepares the next. ClickHouse parses each insert on one core, so two inserts in
@@ -411,8 +417,7 @@ class Writer:
             return
         if not batch.token:
             batch.token = self.token(batch)
-        ok = self.spool.put(batch.kind, batch.rows, batch.token, SPOOL_ENCODING,
-                            bytes(lz4.frame.compress(batch.body)))  # fmt: skip
+        ok = store(self.spool, batch)
         with self._stats_lock:
             if ok:
                 self._spool_pending = True
@@ -561,10 +566,7 @@ class Writer:
         if self.set_aside is not None:
             where = str(self.set_aside.directory)
             with self._set_aside_lock:
-                kept = self.set_aside.put(
-                    batch.kind, batch.rows, batch.token, SPOOL_ENCODING,
-                    bytes(lz4.frame.compress(batch.body)),
-                )  # fmt: skip
+                kept = store(self.set_aside, batch)
         with self._stats_lock:
             words = self.words
             words[Slot.SEND_FAILURES] = int(words[Slot.SEND_FAILURES]) + 1
