@@ -325,12 +325,21 @@ class OtlpProtobufRows:
         return cached
 
     def span(
-        self, time_ns: int, name: str, attributes: Mapping[str, Any] | None, error: str | None
+        self,
+        time_ns: int,
+        name: str,
+        attributes: Mapping[str, Any] | None,
+        error: str | None,
+        ids: bytes | None = None,
     ) -> bytes:
-        try:
-            ids = self._next_ids()
-        except StopIteration:
-            ids = self._ids()
+        """``ids``: 24 bytes, trace id then span id (``compact_rows``); random when None."""
+        if ids is not None:
+            ids = b"\x0a\x10" + ids[:16] + b"\x12\x08" + ids[16:]
+        else:
+            try:
+                ids = self._next_ids()
+            except StopIteration:
+                ids = self._ids()
         ts = _pack_u64(time_ns)
         name_field = self._span_names.get(name) or self._name(self._span_names, b"\x2a", name)
         # trace_id, span_id, name, kind INTERNAL, start_time_unix_nano, end_time_unix_nano
@@ -656,12 +665,23 @@ class OtlpJsonRows:
         return text
 
     def span(
-        self, time_ns: int, name: str, attributes: Mapping[str, Any] | None, error: str | None
+        self,
+        time_ns: int,
+        name: str,
+        attributes: Mapping[str, Any] | None,
+        error: str | None,
+        ids: bytes | None = None,
     ) -> bytes:
-        try:
-            ids = self._next_ids()
-        except StopIteration:
-            ids = self._ids()
+        """``ids``: 24 bytes, trace id then span id (``compact_rows``); random when None."""
+        raw_ids = ids
+        if ids is not None:
+            digits = ids.hex().encode()
+            ids = b'{"traceId":"%b","spanId":"%b","name":' % (digits[:32], digits[32:])
+        else:
+            try:
+                ids = self._next_ids()
+            except StopIteration:
+                ids = self._ids()
         ts = b"%d" % time_ns
         try:
             head = self._span_names.get(name) or self._span_name(name)
@@ -684,7 +704,7 @@ class OtlpJsonRows:
                 b'}],"status":{"message":', _json_encode(error), b',"code":2}}\n',
             ))  # fmt: skip
         except UnicodeEncodeError:  # a lone surrogate somewhere: rare, so handled here
-            return self._scrubbed(self.span, time_ns, name, attributes, error)
+            return self._scrubbed(self.span, time_ns, name, attributes, error, raw_ids)
 
     def metric(
         self,

@@ -7,13 +7,16 @@ there is no lock: every word has exactly one writer.
 
 What a ring holds
 -----------------
-Rows exactly as they go on the wire, back to back: JSONEachRow lines, or OTLP JSON objects each
-ending in ``,\\n``, or length-delimited protobuf fields. The writer's work per batch is then one
-copy of a byte range, whatever the number of rows: no per-row Python in the writer, which is
-what lets one writer process keep up with the application (measured: iterating per-record
-headers and framing rows in Python cost ~3.5 µs per row here; copying a range costs ~0.2 µs per
-row). Row boundaries are known from the rows themselves (a newline ends each JSON row: JSON
-encoders escape newlines inside strings; protobuf fields carry their length).
+Rows back to back, each encoded once by the application thread: JSONEachRow lines (ClickHouse,
+exactly as they go on the wire), or compact OTLP rows (``compact_rows``: a MessagePack array
+after its length), or, from older versions, OTLP wire rows (JSON objects, protobuf fields). For
+ClickHouse the writer's work per batch is one copy of a byte range, whatever the number of rows
+(measured: iterating per-record headers and framing rows in Python cost ~3.5 µs per row here;
+copying a range costs ~0.2 µs per row). OTLP spells every attribute out with its type, which is
+Python work per attribute wherever it is done; the writer does it (``OtlpSink.prepare``), off the
+application's thread and GIL. Row boundaries are known from the rows themselves (a newline ends
+each JSON row: JSON encoders escape newlines inside strings; compact rows and protobuf fields
+carry their length).
 
 Segment layout (native-endian u64 words)::
 
@@ -69,6 +72,7 @@ import mmap
 import os
 import platform
 import secrets
+import struct
 import threading
 from collections.abc import Callable
 from typing import Final
@@ -546,6 +550,10 @@ class CutTable:
                 self.words[slot] = 0
 
 
+SIZED_HEADER: Final = 5
+_sized_length = struct.Struct(">I").unpack_from
+
+
 class RingCorrupted(RuntimeError):
     """Ring words that cannot have been written by ``RingWriter``."""
 
@@ -589,4 +597,19 @@ def split_delimited(data: bytes, limit: int) -> tuple[int, int]:
     return position, rows
 
 
-SPLITTERS: Final = {"lines": split_lines, "protobuf": split_delimited}
+def split_sized(data: bytes | bytearray, limit: int) -> tuple[int, int]:
+    """``split_lines`` for rows that each follow their length as a MessagePack ``uint 32``
+    (``0xce`` + 4 bytes, big-endian): the compact OTLP rows of ``compact_rows``."""
+    position = rows = 0
+    size = len(data)
+    unpack = _sized_length
+    while position + SIZED_HEADER <= size:
+        end = position + SIZED_HEADER + unpack(data, position + 1)[0]
+        if end > size or (end > limit and rows):
+            break
+        position = end
+        rows += 1
+    return position, rows
+
+
+SPLITTERS: Final = {"lines": split_lines, "protobuf": split_delimited, "sized": split_sized}

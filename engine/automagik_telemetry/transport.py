@@ -137,6 +137,11 @@ class Prepared:
     raw_bytes: int = 0  # the framed body before compression (for the compression ratio)
 
 
+class BatchTooLarge(ValueError):
+    """``Sink.prepare``: the request of this batch would be larger than the configured limit;
+    the writer prepares it again in halves."""
+
+
 class Sink(Protocol):
     """Where batches go. ``discover`` learns what the destination accepts (again after a
     failure); ``prepare`` frames and compresses a batch; ``send`` makes one attempt."""

@@ -56,7 +56,15 @@ from .ring import (
     segment_names,
 )
 from .spool import Spool, SpooledBatch
-from .transport import HttpClient, Outcome, Prepared, RetrySchedule, Sink, wait
+from .transport import (
+    BatchTooLarge,
+    HttpClient,
+    Outcome,
+    Prepared,
+    RetrySchedule,
+    Sink,
+    wait,
+)
 
 log = logging.getLogger("automagik_telemetry.writer")
 
@@ -161,6 +169,22 @@ def store(spool: Spool, batch: Batch) -> bool:
     return spool.put(batch.kind, batch.rows, batch.token, SPOOL_ENCODING, body)
 
 
+def oversized(exc: BatchTooLarge) -> Outcome:
+    return Outcome(ok=False, key="oversized", too_large=True, message=f"{exc}; sent in halves")
+
+
+def unreadable(exc: ValueError) -> Outcome:
+    return Outcome(
+        ok=False,
+        key="unreadable",
+        refused_content=True,
+        message=(
+            f"a batch could not be turned into a request ({exc}); please report it to "
+            "automagik-telemetry"
+        ),
+    )
+
+
 class Senders:
     """A few threads that each deliver one batch at a time, with its retries, while the main
     thread prepares the next. ClickHouse parses each insert on one core, so two inserts in
@@ -219,6 +243,9 @@ class Writer:
         self.parked: list[Batch] = []
         self.senders = Senders(self.deliver, settings.max_in_flight)
         self._split = SPLITTERS[settings.record_format]
+        self._ring_bytes_for: Callable[[int, int], int] | None = getattr(
+            sink, "ring_bytes_for", None
+        )
         # A batch holds its rows in the ring until delivered: with one part of the ring per
         # batch in flight plus one, the batches in flight never take all the room the
         # application writes into (a third of the ring each with two senders).
@@ -340,6 +367,8 @@ class Writer:
             since = self._waiting_since[kind] = now
         settings = self.settings
         cap = self.batch_cap
+        if self._ring_bytes_for is not None:  # ring rows that grow into a larger request
+            cap = min(cap, self._ring_bytes_for(kind, settings.max_batch_bytes))
         if not self.healthy and self.spool is not None:
             # bound for the spool: a batch bigger than the spool would be dropped whole
             cap = max(min(cap, settings.spool_max_bytes // 4), 4096)
@@ -512,7 +541,13 @@ class Writer:
             outcome = self._discover()
             if outcome.ok:
                 if prepared is None:
-                    prepared = self.sink.prepare(batch.kind, batch.body, batch.token)
+                    try:
+                        prepared = self.sink.prepare(batch.kind, batch.body, batch.token)
+                    except BatchTooLarge as exc:
+                        return self._deliver_halves(batch, oversized(exc))
+                    except ValueError as exc:  # rows this sink cannot read: kept, not retried
+                        self._put_aside(batch, unreadable(exc))
+                        return True
                 outcome = self.sink.send(prepared)
             if outcome.ok:
                 self._on_delivered(batch, prepared)

@@ -17,6 +17,7 @@ from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
+import lz4.frame
 import pytest
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, SeverityNumber
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality, Metric
@@ -24,8 +25,13 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from automagik_telemetry import AutomagikTelemetry, LogSeverity, MetricType
 from automagik_telemetry.__about__ import __version__
+from automagik_telemetry.client import spool_directory
+from automagik_telemetry.compact_rows import CompactRows
 from automagik_telemetry.localservers.otlp_receiver import OtlpReceiver, ReceivedRequest, Response
+from automagik_telemetry.otlp_rows import OtlpJsonRows, OtlpProtobufRows
 from automagik_telemetry.records import HISTOGRAM_BOUNDS
+from automagik_telemetry.spool import Spool
+from automagik_telemetry.writer import SPOOL_ENCODING
 from tests.support import shm_segments
 from tests.support.otlp import assert_no_unknown_fields, attribute_dict, key_values
 
@@ -124,10 +130,13 @@ def check_request_envelopes(
 # --- every field of every signal ------------------------------------------------------------
 
 
+@pytest.mark.parametrize("encode_in", ["writer", "caller"])
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-def test_every_field_of_every_signal_arrives(receiver: OtlpReceiver, protocol: str) -> None:
+def test_every_field_of_every_signal_arrives(
+    receiver: OtlpReceiver, protocol: str, encode_in: str
+) -> None:
     start = time.time_ns()
-    with client_for(receiver, protocol) as client:
+    with client_for(receiver, protocol, otlp_encode_in=encode_in) as client:
         client.track_event("user.login", TYPED)
         client.track_event("plain")
         try:
@@ -530,3 +539,80 @@ def test_partial_success_is_logged_with_the_rejected_count(
     notices = [r for r in caplog.records if "partial success" in r.getMessage()]
     assert len(notices) == 1
     assert notices[0].levelno == logging.WARNING
+
+
+# --- compact rows: requests sized after the rows grow, and batches of older versions ----------
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_rows_that_grow_more_than_the_last_batch_are_sent_in_halves_within_the_limit(
+    receiver: OtlpReceiver, protocol: str
+) -> None:
+    """The writer sizes batches by how much the last batch's rows grew into their wire form.
+    Rows of many small ints grow ~5x, more than the strings before them: a batch that would
+    exceed max_batch_bytes is prepared again in halves, and every request stays within it."""
+    cap = 64 * 1024
+    with client_for(receiver, protocol, max_batch_bytes=cap, ring_size=1 << 22) as client:
+        for i in range(300):
+            client.track_event("wordy", {"i": i, "text": "x" * 400})
+        assert client.flush(30)
+        for i in range(3000):
+            client.track_event("numbers", {"i": i, **{f"n{j}": j for j in range(24)}})
+        assert client.flush(30)
+        status = client.get_status()
+    check_request_envelopes(receiver, protocol, client)
+    assert all(r.raw_body_len <= cap for r in receiver.requests)
+    names = [s.name for _, _, s in receiver.spans()]
+    assert names.count("wordy") == 300 and names.count("numbers") == 3000
+    numbers = sorted(attribute_dict(s.attributes)["i"] for _, _, s in receiver.spans())
+    assert numbers == sorted([*range(300), *range(3000)])
+    assert status["sent"] == 3300 and status["set_aside"] == 0 and status["dropped_total"] == 0
+
+
+def spool_of(receiver: OtlpReceiver, protocol: str, spool: Path) -> Spool:
+    config = client_for(receiver, protocol, spool_dir=str(spool), enabled=False).config
+    return Spool(spool_directory(config), 1 << 30, "drop_newest")
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_wire_rows_spooled_by_an_older_version_are_delivered(
+    receiver: OtlpReceiver, protocol: str, tmp_path: Path
+) -> None:
+    """Versions before compact rows spooled OTLP wire rows (JSON lines, protobuf fields): a
+    writer of this version sends them as they are."""
+    wire = OtlpProtobufRows() if protocol == "http/protobuf" else OtlpJsonRows()
+    body = b"".join(bytes(wire.span(time.time_ns(), "old", {"i": i}, None)) for i in range(7))
+    spool = spool_of(receiver, protocol, tmp_path / "spool")
+    assert spool.put(0, 7, "old-token", SPOOL_ENCODING, bytes(lz4.frame.compress(body)))
+    with client_for(receiver, protocol, spool_dir=str(tmp_path / "spool")) as client:
+        client.track_event("new", {"i": 7})
+        deadline = time.monotonic() + 20
+        while len(receiver.spans()) < 8 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert client.flush(10)
+    check_request_envelopes(receiver, protocol, client)
+    arrived = sorted((s.name, attribute_dict(s.attributes)["i"]) for _, _, s in receiver.spans())
+    assert arrived == [("new", 7), *(("old", i) for i in range(7))]
+    assert list((tmp_path / "spool").glob("*/*.batch")) == []
+
+
+def test_a_spooled_batch_that_cannot_be_read_is_set_aside(
+    receiver: OtlpReceiver, tmp_path: Path
+) -> None:
+    """A batch of compact rows cut short (it cannot come from a writer, but a disk can do
+    anything a CRC does not catch) is kept in rejected/, and what follows is delivered."""
+    rows = CompactRows()
+    body = bytes(rows.span(time.time_ns(), "cut", {"i": 1}, None))[:-3]
+    spool = spool_of(receiver, "http/json", tmp_path / "spool")
+    assert spool.put(0, 1, "cut-token", SPOOL_ENCODING, bytes(lz4.frame.compress(body)))
+    with client_for(receiver, "http/json", spool_dir=str(tmp_path / "spool")) as client:
+        client.track_event("fine", {"i": 2})
+        deadline = time.monotonic() + 20
+        while client.get_status()["set_aside"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert client.flush(10) is False  # rows were set aside since the last flush
+        assert client.flush(10) is True
+        status = client.get_status()
+    assert [s.name for _, _, s in receiver.spans()] == ["fine"]
+    assert status["set_aside"] == 1
+    assert len(list((tmp_path / "spool").glob("*/rejected/*.batch"))) == 1
