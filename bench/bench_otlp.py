@@ -2,6 +2,9 @@
 
     python bench/bench_otlp.py [--events 200000] [--calls 200000]
 
+Both places of the wire encoding are measured (``otlp_encode_in``: ``writer``, the default, and
+``caller``).
+
 * Producer cost: the median of many timeit repeats of ``track_event`` (ns per call), for both
   encodings, on a client whose writer has nowhere to deliver (a closed port, a 64 MiB ring that
   holds every row), so the number is the calling thread alone; then the same pointed at a live
@@ -16,6 +19,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -29,6 +33,7 @@ from typing import Any
 from automagik_telemetry import AutomagikTelemetry
 
 ATTRS = {"user": "alice", "count": 3, "ok": True}
+ENCODE_IN = ("writer", "caller")
 RECEIVER = """
 import json, sys
 from automagik_telemetry.localservers.otlp_receiver import OtlpReceiver
@@ -114,15 +119,19 @@ def client(backend: str, protocol: str, endpoint: str, **extra: Any) -> Automagi
 def producer_cost(calls: int, receiver: ReceiverProcess) -> None:
     print(f"\nper call on the calling thread (median ns, {calls} calls each)")
     print(f"{'client':44} {'no attrs':>10} {'3 attrs':>10}")
+    nowhere = "http://127.0.0.1:9"
     cases = [
-        ("otlp http/json, nowhere to deliver", "otlp", "http/json", "http://127.0.0.1:9"),
-        ("otlp http/protobuf, nowhere to deliver", "otlp", "http/protobuf", "http://127.0.0.1:9"),
-        ("clickhouse rows, nowhere to deliver", "clickhouse", "", "http://127.0.0.1:9"),
-        ("otlp http/json, delivering to receiver", "otlp", "http/json", receiver.url),
-        ("otlp http/protobuf, delivering to receiver", "otlp", "http/protobuf", receiver.url),
+        ("otlp http/json, nowhere to deliver", "otlp", "http/json", nowhere, "writer"),
+        ("otlp http/protobuf, nowhere to deliver", "otlp", "http/protobuf", nowhere, "writer"),
+        ("  the same, otlp_encode_in=caller", "otlp", "http/json", nowhere, "caller"),
+        ("  the same, otlp_encode_in=caller", "otlp", "http/protobuf", nowhere, "caller"),
+        ("clickhouse rows, nowhere to deliver", "clickhouse", "", nowhere, ""),
+        ("otlp http/json, delivering to receiver", "otlp", "http/json", receiver.url, "writer"),
+        ("otlp http/protobuf, delivering", "otlp", "http/protobuf", receiver.url, "writer"),
     ]
-    for label, backend, protocol, endpoint in cases:
-        c = client(backend, protocol, endpoint, max_batch_bytes=4 << 20, timeout=120.0)
+    for label, backend, protocol, endpoint, encode_in in cases:
+        extra = {"otlp_encode_in": encode_in} if encode_in else {}
+        c = client(backend, protocol, endpoint, max_batch_bytes=4 << 20, timeout=120.0, **extra)
         bare = per_call_ns(c.track_event, "user.signup", calls=calls)
         attrs = per_call_ns(c.track_event, "user.signup", ATTRS, calls=calls)
         dropped = c.get_status()["dropped_total"]
@@ -140,14 +149,17 @@ def producer_cost(calls: int, receiver: ReceiverProcess) -> None:
 def landing_rate(events: int, receiver: ReceiverProcess, *, decoding: bool) -> None:
     what = "the receiver (decodes, validate=False)" if decoding else "a null receiver"
     print(f"\n{events} events into {what}, in its own process")
-    print(f"{'encoding':16} {'track s':>8} {'landed s':>9} {'events/s':>10} {'requests':>9}")
-    for protocol in ("http/json", "http/protobuf"):
+    print(
+        f"{'encoding':16} {'encoded in':10} {'track s':>8} {'landed s':>9} {'events/s':>10} "
+        f"{'requests':>9}"
+    )
+    for protocol, encode_in in itertools.product(("http/json", "http/protobuf"), ENCODE_IN):
         before = receiver.counts()
         # 4 MiB requests and a long time-out: the receiver decodes in Python, and a 16 MiB
         # OTLP/JSON request takes it longer than the default 5 s time-out.
         c = client(
             "otlp", protocol, receiver.url, on_full="block", flush_interval=0.2,
-            max_batch_bytes=4 << 20, timeout=120.0,
+            max_batch_bytes=4 << 20, timeout=120.0, otlp_encode_in=encode_in,
         )  # fmt: skip
         start = time.perf_counter()
         for i in range(events):
@@ -162,7 +174,7 @@ def landing_rate(events: int, receiver: ReceiverProcess, *, decoding: bool) -> N
             assert after["spans"] - before["spans"] == events, (before, after)
         assert status["sent"] == events and status["dropped_total"] == 0, status
         print(
-            f"{protocol:16} {tracked:8.2f} {landed:9.2f} {events / landed:10.0f} "
+            f"{protocol:16} {encode_in:10} {tracked:8.2f} {landed:9.2f} {events / landed:10.0f} "
             f"{after['requests'] - before['requests']:9d}"
         )
 

@@ -1,8 +1,10 @@
-"""OTLP rows: one span, metric or log record per track call, encoded once in the application thread.
+"""OTLP rows in their wire form: one span, metric or log record, as it goes inside a request.
 
-Two encodings, one per ``otlp_protocol``; each row is exactly what goes inside the request's
-``spans`` / ``metrics`` / ``logRecords`` list, so the writer frames a batch with one envelope
-around the ring's bytes and never touches rows one by one (``sinks/otlp.py``).
+The writer makes them from the application's compact rows, batch by batch (``compact_rows.py``,
+``OtlpSink.prepare``), or, with ``otlp_encode_in="caller"``, the application thread makes them
+per track call. Two encodings, one per ``otlp_protocol``; each row is exactly what goes inside
+the request's ``spans`` / ``metrics`` / ``logRecords`` list, so framing a batch is one envelope
+around the rows (``sinks/otlp.py``).
 
 * ``OtlpJsonRows`` (``http/json``): a JSON object per row, OTLP/JSON as the specification wants
   it: lowerCamelCase keys, trace ids as 32 and span ids as 16 hex characters, enums as integers,
@@ -15,7 +17,7 @@ around the ring's bytes and never touches rows one by one (``sinks/otlp.py``).
 * ``OtlpProtobufRows`` (``http/protobuf``): the ``Span`` / ``Metric`` / ``LogRecord`` message,
   hand-encoded (tag bytes, varints, fixed64), as one length-delimited field 2 of its
   ``ScopeSpans`` / ``ScopeMetrics`` / ``ScopeLogs``: tag ``0x12``, varint length, message. No
-  protobuf message object is built per call; the tests parse these bytes with the official
+  protobuf message object is built per row; the tests parse these bytes with the official
   ``opentelemetry-proto`` messages.
 
 Caches: names (span and metric names, per encoder) and attribute keys (``_KEY_FIELDS``,
@@ -55,11 +57,12 @@ What each call becomes:
   also set as the record's ids, so logs correlate with traces.
 
 Ids: every span is the root of its own trace: a random 16-byte trace id and 8-byte span id,
-from a pool refilled from ``os.urandom`` every 4096 spans, laid out and split in C, ready to
-copy (protobuf: both id fields; JSON: the row's start up to its name) (a fresh pool per encoder,
-so a forked child, which builds its own encoder, never repeats its parent's ids).
+given with the row (``ids``: drawn by the application thread, ``compact_rows.py``) or, when not
+given, from a pool refilled from ``os.urandom`` every 4096 spans, laid out and split in C, ready
+to copy (protobuf: both id fields; JSON: the row's start up to its name) (a fresh pool per
+encoder, so a forked child, which builds its own encoder, never repeats its parent's ids).
 
-Encoders are not thread-safe: the client calls them under its ring lock.
+Encoders are not thread-safe: the client calls them under its ring lock, the sink under its own.
 """
 
 from __future__ import annotations

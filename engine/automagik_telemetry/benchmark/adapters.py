@@ -20,7 +20,14 @@ from typing import Any, Final
 from .driver import Call
 from .workload import EVENT, LOG_LEVELS, METRIC, METRIC_TYPES, Op
 
-OURS: Final = ("ours-clickhouse", "ours-embedded", "ours-otlp-json", "ours-otlp-protobuf")
+OURS: Final = (
+    "ours-clickhouse",
+    "ours-embedded",
+    "ours-otlp-json",
+    "ours-otlp-protobuf",
+    "ours-otlp-json-caller",  # otlp_encode_in="caller": the wire encoding on the calling thread
+    "ours-otlp-protobuf-caller",
+)
 OTEL: Final = ("otel-sdk", "otel-sdk-large-queue")
 CLICKHOUSE_CONNECT: Final = "clickhouse-connect"
 ORIGINAL: Final = "original-0.1.4"
@@ -92,8 +99,10 @@ class Ours:
         elif system == "ours-embedded":
             options.update(backend="embedded", embedded_path=destination["path"])
         else:
-            protocol = "http/protobuf" if system.endswith("protobuf") else "http/json"
+            protocol = "http/protobuf" if "protobuf" in system else "http/json"
             options.update(backend="otlp", endpoint=destination["url"], otlp_protocol=protocol)
+            if system.endswith("-caller"):
+                options["otlp_encode_in"] = "caller"
         self.client = AutomagikTelemetry(**options)
         self._metric_types = [MetricType(name) for name in METRIC_TYPES]
         self._levels = [LogSeverity[name.upper()] for name in LOG_LEVELS]

@@ -92,7 +92,7 @@ def missing_reason(system: str, original_venv: Path, clickhouse_legacy: bool | N
                 f"--install-peers, or: python -m venv {original_venv} && "
                 f"{original_venv}/bin/pip install --ignore-requires-python {ORIGINAL_PIN})"
             )
-    elif system in ("ours-otlp-json", "ours-otlp-protobuf"):
+    elif system.startswith("ours-otlp-"):
         if not _installed("opentelemetry.proto"):
             return "the loopback OTLP receiver needs the [otlp-proto] extra"
     elif system == "ours-embedded" and not _installed("chdb"):

@@ -43,7 +43,13 @@ from .peers import (
 from .workload import Workload
 
 CLICKHOUSE_SYSTEMS: Final = ("ours-clickhouse", CLICKHOUSE_CONNECT, ORIGINAL)
-OTLP_SYSTEMS: Final = ("ours-otlp-json", "ours-otlp-protobuf", *OTEL)
+OTLP_SYSTEMS: Final = (
+    "ours-otlp-json",
+    "ours-otlp-protobuf",
+    "ours-otlp-json-caller",
+    "ours-otlp-protobuf-caller",
+    *OTEL,
+)
 CHILD_TIMEOUT: Final = 900.0
 SETTLE_SECONDS: Final = 2.0
 LANDING_TIMEOUT: Final = 120.0
