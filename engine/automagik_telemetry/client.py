@@ -202,7 +202,7 @@ class AutomagikTelemetry:
             backend=c.backend,
             batch_size=c.batch_size,
             flush_interval=c.flush_interval,
-            max_batch_bytes=c.max_batch_bytes,
+            max_batch_bytes=c.resolved_max_batch_bytes(),
             timeout=c.timeout,
             max_retries=c.max_retries,
             retry_backoff_base=c.retry_backoff_base,

@@ -37,9 +37,10 @@ with cold or freshly built attributes, with or without the ring. Values that do 
 (ids, durations) made it worse (an insert, then a cold free). Nor in the writer, where a batch's
 rows go through one encoder in a tight loop: a per-key cache of whole fragments that stops
 caching keys whose values do not repeat measured 4.2 -> 4.0 µs per span of the harness's events
-(JSON) and 4.9 -> 4.7 (protobuf), not worth its code; a hit is still ~25 bytecodes here. ``tests/support/otlp_reference.py``
-and ``tests/unit/test_otlp_rows_property.py`` hold the rows to a straightforward encoder, byte
-for byte, for any input.
+(JSON) and 4.9 -> 4.7 (protobuf), not worth its code; a hit is still ~25 bytecodes here.
+``tests/support/otlp_reference.py``, ``tests/unit/test_otlp_rows_property.py`` and
+``tests/unit/test_compact_rows.py`` hold the rows to a straightforward encoder, byte for byte,
+for any input.
 
 Attribute values keep their type: ``str`` -> ``stringValue``, ``bool`` -> ``boolValue``, ``int``
 -> ``intValue`` (an int outside int64 travels as its decimal text), ``float`` -> ``doubleValue``,
