@@ -102,6 +102,20 @@ def test_encode_otlp_protobuf_event(benchmark: Any) -> None:
     per_row(benchmark, run, len(EVENTS))
 
 
+@pytest.mark.benchmark(group="encode a row")
+def test_encode_otlp_compact_event(benchmark: Any) -> None:
+    """What the calling thread does for OTLP (``otlp_encode_in="writer"``, the default)."""
+    from automagik_telemetry.compact_rows import CompactRows
+
+    span = CompactRows().span
+
+    def run() -> None:
+        for _, name, _, _, attrs in EVENTS:
+            span(NOW, name, attrs, None)
+
+    per_row(benchmark, run, len(EVENTS))
+
+
 # --- the ring ---------------------------------------------------------------------------------
 
 
@@ -159,6 +173,33 @@ def test_frame_otlp_json_batch(benchmark: Any) -> None:
     body = b"".join(bytes(encoder.span(NOW, n, a, None)) for _, n, _, _, a in ops)
     prefix, suffix = json_envelope(KIND_TRACE, json_resource(RESOURCE), json_scope())
     per_row(benchmark, lambda: frame_json(prefix, suffix, body), 10_000, rounds=50)
+
+
+@pytest.mark.benchmark(group="frame a batch (10,000 rows)")
+@pytest.mark.parametrize("protocol", ["http/json", "http/protobuf"])
+def test_frame_otlp_compact_batch(benchmark: Any, protocol: str) -> None:
+    """The writer's side of compact rows: decode the batch, spell every row out, frame."""
+    from automagik_telemetry.compact_rows import CompactRows
+    from automagik_telemetry.otlp_rows import json_resource, protobuf_resource
+    from automagik_telemetry.sinks.otlp import OtlpSink
+    from automagik_telemetry.transport import HttpClient
+    from automagik_telemetry.writer import WriterSettings
+
+    protobuf = protocol == "http/protobuf"
+    settings = WriterSettings(
+        segment="unused", producer_pid=1, backend="otlp", batch_size=100, flush_interval=1.0,
+        max_batch_bytes=64 << 20, timeout=5.0, max_retries=1, retry_backoff_base=0.1,
+        compression="none", compression_threshold=1024, record_format="sized",
+        otlp_endpoints=("http://r/v1/traces", "http://r/v1/metrics", "http://r/v1/logs"),
+        otlp_protocol=protocol,
+        otlp_resource=protobuf_resource(RESOURCE) if protobuf else json_resource(RESOURCE),
+    )  # fmt: skip
+    sink = OtlpSink.from_settings(settings, HttpClient(5.0))
+    encoder = CompactRows()
+    ops = [op for op in operations(Workload(count=20_000)) if op[0] == EVENT][:10_000]
+    body = b"".join(bytes(encoder.span(NOW, n, a, None)) for _, n, _, _, a in ops)
+    per_row(benchmark, lambda: sink.frame(KIND_TRACE, body), 10_000, rounds=20)
+    sink.close()
 
 
 # --- codecs -----------------------------------------------------------------------------------

@@ -46,12 +46,24 @@ def isolated_client() -> Iterator[AutomagikTelemetry]:
     telemetry.shutdown(timeout=0.1)
 
 
-@pytest.fixture(scope="module", params=["http/json", "http/protobuf"])
+@pytest.fixture(
+    scope="module",
+    params=[
+        ("http/json", "writer"),
+        ("http/protobuf", "writer"),
+        ("http/json", "caller"),
+        ("http/protobuf", "caller"),
+    ],
+    ids=lambda p: f"{p[0]}-{p[1]}",
+)
 def otlp_client(request: pytest.FixtureRequest) -> Iterator[AutomagikTelemetry]:
-    """backend="otlp" with nowhere to deliver (a closed port): the calling thread alone."""
+    """backend="otlp" with nowhere to deliver (a closed port): the calling thread alone, with
+    the wire encoding in the writer (the default) or on the calling thread."""
+    protocol, encode_in = request.param
     telemetry = AutomagikTelemetry(
         project_name="bench", version="1", backend="otlp", endpoint="http://127.0.0.1:9",
-        otlp_protocol=request.param, ring_size=64 * 1024 * 1024, on_full="drop",
+        otlp_protocol=protocol, otlp_encode_in=encode_in, ring_size=64 * 1024 * 1024,
+        on_full="drop",
     )  # fmt: skip
     yield telemetry
     telemetry.shutdown(timeout=0.1)
