@@ -72,6 +72,8 @@ def test_code_beats_environment_beats_default() -> None:
         ("compression", "brotli", "'auto', 'lz4', 'gzip', 'zstd', 'none'"),
         ("clickhouse_table", "traces; DROP", "letters, digits and underscores"),
         ("endpoint", "ftp://x", "http:// or https:// URL"),
+        ("otlp_encode_in", "thread", "'writer', 'caller'"),
+        ("max_batch_bytes", 1000, "from 65536 to"),
     ],
 )
 def test_bad_values_fail_at_construction_naming_option_value_and_rule(
@@ -82,6 +84,16 @@ def test_bad_values_fail_at_construction_naming_option_value_and_rule(
     message = str(info.value)
     assert (message.startswith(f"{option}=") and repr(value) in message) or str(value) in message
     assert allowed in message
+
+
+def test_request_size_and_encoding_place_defaults_per_backend() -> None:
+    assert config(backend="otlp").resolved_max_batch_bytes() == 4 << 20
+    assert config(backend="clickhouse").resolved_max_batch_bytes() == 16 << 20
+    assert config(backend="otlp", max_batch_bytes=1 << 20).resolved_max_batch_bytes() == 1 << 20
+    env = {"AUTOMAGIK_TELEMETRY_MAX_BATCH_BYTES": "2097152"}
+    assert config(env, backend="otlp").resolved_max_batch_bytes() == 2 << 20
+    assert config().otlp_encode_in == "writer"
+    assert config({"AUTOMAGIK_TELEMETRY_OTLP_ENCODE_IN": "caller"}).otlp_encode_in == "caller"
 
 
 def test_bad_environment_value_names_the_variable() -> None:
