@@ -236,13 +236,16 @@ def test_every_field_of_every_signal_arrives(
         assert record.trace_id == b"" and record.span_id == b""
 
 
+@pytest.mark.parametrize("encode_in", ["writer", "caller"])
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_batches_respect_max_batch_bytes_and_arrive_exactly_once(
-    receiver: OtlpReceiver, protocol: str
+    receiver: OtlpReceiver, protocol: str, encode_in: str
 ) -> None:
     cap = 64 * 1024
     count = 4000
-    with client_for(receiver, protocol, max_batch_bytes=cap, ring_size=1 << 22) as client:
+    with client_for(
+        receiver, protocol, max_batch_bytes=cap, ring_size=1 << 22, otlp_encode_in=encode_in
+    ) as client:
         for i in range(count):
             client.track_event("bulk", {"i": i, "payload": "x" * 100})
         assert client.flush(30)
@@ -250,6 +253,9 @@ def test_batches_respect_max_batch_bytes_and_arrive_exactly_once(
     assert len(receiver.requests) >= 8
     envelope = 2048  # resource and scope
     assert all(r.raw_body_len <= cap + envelope for r in receiver.requests)
+    # and not much smaller: on average at least half the cap (the last one is partial)
+    sent = sum(r.raw_body_len for r in receiver.requests)
+    assert len(receiver.requests) <= sent / (cap / 2) + 1
     seen = sorted(attribute_dict(s.attributes)["i"] for _, _, s in receiver.spans())
     assert seen == list(range(count))
 

@@ -481,6 +481,7 @@ class OtlpSink:
         compression_threshold: int = 1024,
         clients: tuple[HttpClient, ...] = (),
         max_request_bytes: int = 16 << 20,
+        compact: bool = True,
     ) -> None:
         self.routes = routes
         self.protobuf = protobuf
@@ -492,8 +493,9 @@ class OtlpSink:
         self._encoding = threading.Lock()
         self.max_request_bytes = max_request_bytes
         # wire bytes per ring byte, per signal, learned from each batch framed (compact rows
-        # grow into their wire form: ~3x for OTLP/JSON, ~2x for protobuf); starts high
-        self._growth = [4.0, 4.0, 4.0]
+        # grow into their wire form: ~3x for OTLP/JSON, ~2x for protobuf); starts high. Wire
+        # rows (otlp_encode_in="caller") do not grow.
+        self._growth = [4.0, 4.0, 4.0] if compact else [1.0, 1.0, 1.0]
         # the request's bytes around the rows: the envelope, and the two varints' slack
         self._envelope = [len(r.prefix) + len(r.suffix) + 10 for r in routes]
 
@@ -541,6 +543,7 @@ class OtlpSink:
             compression_threshold=settings.compression_threshold,
             clients=tuple(clients.values()),
             max_request_bytes=settings.max_batch_bytes,
+            compact=settings.record_format == "sized",
         )
 
     def discover(self) -> Outcome:
