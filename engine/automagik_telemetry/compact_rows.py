@@ -23,10 +23,10 @@ batch with one call (``decode_batch``) and finds boundaries with ``ring.split_si
 Values keep their type through MessagePack (str, int, float, bool, None, bytes, lists, maps,
 NaN and infinities included). What msgspec encodes natively it encodes its way (an Enum member
 as its value, a dataclass or Struct as a map, a datetime as itself or ISO 8601 text when naive,
-a UUID or Decimal as text); anything else, and str subclasses, travel as their ``str()``, as with
-the ClickHouse backend. The rare row msgspec cannot take (an int beyond 64 bits, a lone
-surrogate in a string) is encoded again from ``portable`` copies: such ints as their decimal
-text, unencodable characters as ``?``.
+a UUID or Decimal as text); other mappings as dicts; anything else, and str subclasses, travel
+as their ``str()``, as with the ClickHouse backend. The rare row msgspec cannot take (an int
+beyond 64 bits, a lone surrogate in a string) is encoded again from ``portable`` copies: such
+ints as their decimal text, unencodable characters as ``?``.
 """
 
 from __future__ import annotations
@@ -52,7 +52,11 @@ _split_ids = struct.Struct("24s" * IDS_PER_REFILL).unpack
 _decoder: Final = msgspec.msgpack.Decoder()
 
 
-def _str_of(value: Any) -> str:
+def _carried(value: Any) -> Any:
+    """The encoder's hook, for what msgspec does not encode by itself: a mapping that is not a
+    dict as a dict (a key-value list on the wire), anything else as its ``str()``."""
+    if isinstance(value, Mapping):
+        return dict(value)
     return str(value)
 
 
@@ -68,7 +72,7 @@ class CompactRows:
     calls it under its ring lock); the returned buffer is reused by the next call."""
 
     def __init__(self) -> None:
-        self._encode_into = msgspec.msgpack.Encoder(enc_hook=_str_of).encode_into
+        self._encode_into = msgspec.msgpack.Encoder(enc_hook=_carried).encode_into
         self._buf = bytearray(1024)
         self._next_ids: Callable[[], bytes] = random_ids().__next__
 

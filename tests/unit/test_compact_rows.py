@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+import types
 from typing import Any
 
 import msgspec
@@ -173,13 +174,14 @@ class Opaque:
 @pytest.mark.parametrize("protocol", ["http/json", "http/protobuf"])
 def test_values_as_the_receiver_decodes_them(protocol: str) -> None:
     """The decisions of ``compact_rows`` about values, as they arrive: enums by value, str
-    subclasses and unknown objects by ``str()``, dataclasses as key-value lists, ints beyond
-    int64 as text, non-finite doubles, bytes, tuple keys by their text."""
+    subclasses and unknown objects by ``str()``, dataclasses and other mappings as key-value
+    lists, ints beyond int64 as text, non-finite doubles, bytes, tuple keys by their text."""
     attributes = {
         "enum": Method.GET,
         "loud": Loud("get"),
         "opaque": Opaque(),
         "limits": Limits(3, 7.5),
+        "proxy": types.MappingProxyType({"a": 1}),
         "uint64": (1 << 64) - 1,
         "huge": 1 << 70,
         "nan": math.nan,
@@ -201,6 +203,7 @@ def test_values_as_the_receiver_decodes_them(protocol: str) -> None:
     assert math.isnan(got.pop("nan"))
     assert got.pop("limits") == KeyValueList(values=key_values({"soft": 3, "hard": 7.5}))
     assert got.pop("set") == ArrayValue(values=[AnyValue(int_value=2)])
+    assert got.pop("proxy") == KeyValueList(values=key_values({"a": 1}))
     assert got == {
         "enum": "GET",
         "loud": "GET!",
