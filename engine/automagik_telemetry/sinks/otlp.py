@@ -118,9 +118,13 @@ def otlp_row_encoder(config: TelemetryConfig, resource: Resource) -> RowEncoder:
     configured for another signal) raise ``SignalNotSent`` instead: the client counts those
     calls as dropped and logs why once, and nothing of them leaves the process."""
     destination = resolve_otlp(config, os.environ)
-    rows: CompactRows | OtlpJsonRows | OtlpProtobufRows = CompactRows()
-    if config.otlp_encode_in == "caller":
-        rows = OtlpProtobufRows() if destination.protocol == "http/protobuf" else OtlpJsonRows()
+    rows: CompactRows | OtlpJsonRows | OtlpProtobufRows
+    if config.otlp_encode_in == "writer":
+        rows = CompactRows()
+    elif destination.protocol == "http/protobuf":
+        rows = OtlpProtobufRows()
+    else:
+        rows = OtlpJsonRows()
     refused = unconsented_signals(config, destination)
     for signal in refused:
         method = {"traces": "span", "metrics": "metric", "logs": "log"}[signal]
