@@ -33,11 +33,13 @@ import importlib.util
 import random
 import sys
 import time
+import types
 from collections.abc import Callable
 from typing import Any
 
-from automagik_telemetry import otlp_rows
 from automagik_telemetry.benchmark.workload import EVENT, LOG, METRIC, Workload, operations
+from automagik_telemetry.rows.otlp_json import OtlpJsonRows
+from automagik_telemetry.rows.otlp_protobuf import OtlpProtobufRows
 from automagik_telemetry.schema import LogSeverity, MetricType
 
 NOW = time.time_ns()
@@ -124,7 +126,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="passes over them (3)")
     parser.add_argument("--compare", metavar="PATH", help="an older otlp_rows.py to time too")
     args = parser.parse_args()
-    modules: dict[str, Any] = {"now": otlp_rows}
+    now = types.SimpleNamespace(OtlpJsonRows=OtlpJsonRows, OtlpProtobufRows=OtlpProtobufRows)
+    modules: dict[str, Any] = {"now": now}
     if args.compare:
         modules = {"before": load(args.compare), **modules}
     chunks = max(args.events // CHUNK, 1) * args.repeats

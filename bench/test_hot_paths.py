@@ -21,9 +21,16 @@ from typing import Any
 import pytest
 
 from automagik_telemetry.benchmark.workload import EVENT, METRIC, Workload, operations
-from automagik_telemetry.records import ClickHouseRows, clickhouse_row_suffixes, complete_rows
 from automagik_telemetry.resource import Resource
-from automagik_telemetry.ring import KIND_TRACE, RingReader, RingWriter, create_segment, split_lines
+from automagik_telemetry.ring.layout import KIND_TRACE
+from automagik_telemetry.ring.segment import create_segment
+from automagik_telemetry.ring.spsc import RingReader, RingWriter
+from automagik_telemetry.rows.clickhouse import (
+    ClickHouseRows,
+    clickhouse_row_suffixes,
+    complete_rows,
+)
+from automagik_telemetry.rows.framing import split_lines
 from automagik_telemetry.schema import MetricType
 from automagik_telemetry.transport import codec
 
@@ -78,7 +85,7 @@ def test_encode_clickhouse_metric(benchmark: Any) -> None:
 
 @pytest.mark.benchmark(group="encode a row")
 def test_encode_otlp_json_event(benchmark: Any) -> None:
-    from automagik_telemetry.otlp_rows import OtlpJsonRows
+    from automagik_telemetry.rows.otlp_json import OtlpJsonRows
 
     span = OtlpJsonRows().span
 
@@ -91,7 +98,7 @@ def test_encode_otlp_json_event(benchmark: Any) -> None:
 
 @pytest.mark.benchmark(group="encode a row")
 def test_encode_otlp_protobuf_event(benchmark: Any) -> None:
-    from automagik_telemetry.otlp_rows import OtlpProtobufRows
+    from automagik_telemetry.rows.otlp_protobuf import OtlpProtobufRows
 
     span = OtlpProtobufRows().span
 
@@ -105,7 +112,7 @@ def test_encode_otlp_protobuf_event(benchmark: Any) -> None:
 @pytest.mark.benchmark(group="encode a row")
 def test_encode_otlp_compact_event(benchmark: Any) -> None:
     """What the calling thread does for OTLP (``otlp_encode_in="writer"``, the default)."""
-    from automagik_telemetry.compact_rows import CompactRows
+    from automagik_telemetry.rows.compact import CompactRows
 
     span = CompactRows().span
 
@@ -165,8 +172,8 @@ def test_cut_batch_at_row_boundary(benchmark: Any) -> None:
 
 @pytest.mark.benchmark(group="frame a batch (10,000 rows)")
 def test_frame_otlp_json_batch(benchmark: Any) -> None:
-    from automagik_telemetry.otlp_rows import OtlpJsonRows, json_resource, json_scope
-    from automagik_telemetry.sinks.otlp import frame_json, json_envelope
+    from automagik_telemetry.rows.otlp_json import OtlpJsonRows, json_resource, json_scope
+    from automagik_telemetry.sinks.otlp.sink import frame_json, json_envelope
 
     encoder = OtlpJsonRows()
     ops = [op for op in operations(Workload(count=20_000)) if op[0] == EVENT][:10_000]
@@ -179,11 +186,12 @@ def test_frame_otlp_json_batch(benchmark: Any) -> None:
 @pytest.mark.parametrize("protocol", ["http/json", "http/protobuf"])
 def test_frame_otlp_compact_batch(benchmark: Any, protocol: str) -> None:
     """The writer's side of compact rows: decode the batch, spell every row out, frame."""
-    from automagik_telemetry.compact_rows import CompactRows
-    from automagik_telemetry.otlp_rows import json_resource, protobuf_resource
-    from automagik_telemetry.sinks.otlp import OtlpSink
+    from automagik_telemetry.rows.compact import CompactRows
+    from automagik_telemetry.rows.otlp_json import json_resource
+    from automagik_telemetry.rows.otlp_protobuf import protobuf_resource
+    from automagik_telemetry.settings import WriterSettings
+    from automagik_telemetry.sinks.otlp.sink import OtlpSink
     from automagik_telemetry.transport import HttpClient
-    from automagik_telemetry.writer import WriterSettings
 
     protobuf = protocol == "http/protobuf"
     settings = WriterSettings(

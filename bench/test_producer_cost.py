@@ -19,8 +19,10 @@ import pytest
 from automagik_telemetry import AutomagikTelemetry, MetricType
 from automagik_telemetry.benchmark.workload import EVENT, Workload, operations
 from automagik_telemetry.localservers.clickhouse import LocalClickHouse
-from automagik_telemetry.records import ClickHouseRows
-from automagik_telemetry.ring import KIND_TRACE, RingReader, RingWriter, create_segment
+from automagik_telemetry.ring.layout import KIND_TRACE
+from automagik_telemetry.ring.segment import create_segment
+from automagik_telemetry.ring.spsc import RingReader, RingWriter
+from automagik_telemetry.rows.clickhouse import ClickHouseRows
 
 CALLS = 1000
 ROUNDS = 300

@@ -2,7 +2,7 @@
 
 A track call takes the ring's lock, encodes its row into the encoder's buffer, copies it into
 the shared-memory ring and returns: no I/O, no allocation beyond the row, nothing that can fail
-because of the network. The writer process (``writer.py``) does the rest. A supervisor thread in
+because of the network. The writer process (``writer/``) does the rest. A supervisor thread in
 this process restarts the writer if it dies and logs, through this process's ``logging``, the
 messages the writer publishes (once per kind of trouble).
 """
@@ -26,14 +26,16 @@ from typing import Any, Final
 
 import msgspec
 
-from . import opt_in, ring
+from . import opt_in
 from .config import TelemetryConfig
 from .processes import process_alive
-from .records import ClickHouseRows, RowEncoder, clickhouse_row_suffixes
 from .resource import Resource
-from .ring import KIND_LOG, KIND_METRIC, KIND_TRACE, RingWriter, Slot
+from .ring import segment as ring
+from .ring.layout import KIND_LOG, KIND_METRIC, KIND_TRACE, KINDS, Slot
+from .ring.spsc import RingWriter
+from .rows.clickhouse import ClickHouseRows, RowEncoder, clickhouse_row_suffixes
 from .schema import LogSeverity, MetricType, parse_metric_type, parse_severity
-from .writer import WriterSettings
+from .settings import WriterSettings, identity
 
 log = logging.getLogger("automagik_telemetry")
 
@@ -64,7 +66,7 @@ def destination_key(config: TelemetryConfig) -> str:
     elif config.backend == "embedded":
         where = [config.resolved_embedded_path(), config.clickhouse_database]
     else:
-        from .otlp_config import resolve_otlp
+        from .sinks.otlp.config import resolve_otlp
 
         destination = resolve_otlp(config, os.environ)
         where = [*destination.endpoints, destination.protocol]
@@ -78,15 +80,6 @@ def spool_directory(config: TelemetryConfig) -> str:
     if config.spool_max_bytes == 0:
         return ""
     return os.path.join(config.resolved_spool_dir(), destination_key(config))
-
-
-def identity(settings: WriterSettings) -> bytes:
-    """What a segment says about its writer's settings, for a client that adopts it: all of
-    them but the credentials (the adopter, a client of the same destination, adds its own)."""
-    blank: dict[str, Any] = {"segment": "", "clickhouse_password": "", "otlp_headers": {}}
-    if settings.otlp_signal_headers is not None:
-        blank["otlp_signal_headers"] = ({}, {}, {})
-    return msgspec.json.encode(msgspec.structs.replace(settings, **blank))
 
 
 def _package_root() -> str:
@@ -108,7 +101,7 @@ def _spawn_writer(
     import multiprocessing.spawn
 
     process = subprocess.Popen(
-        [multiprocessing.spawn.get_executable(), "-m", "automagik_telemetry._writer_process"],
+        [multiprocessing.spawn.get_executable(), "-m", "automagik_telemetry.writer"],
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         env=env,
@@ -182,7 +175,7 @@ class AutomagikTelemetry:
     def _make_encoder(self) -> RowEncoder:
         if self.config.backend in ("clickhouse", "embedded"):
             return ClickHouseRows()
-        from .sinks.otlp import otlp_row_encoder
+        from .sinks.otlp.encode import otlp_row_encoder
 
         return otlp_row_encoder(self.config, self.resource)
 
@@ -190,7 +183,7 @@ class AutomagikTelemetry:
         c = self.config
         extra: dict[str, Any] = {}
         if c.backend == "otlp":
-            from .sinks.otlp import writer_options
+            from .sinks.otlp.encode import writer_options
 
             extra = writer_options(c, self.resource)
         else:
@@ -328,7 +321,7 @@ class AutomagikTelemetry:
     def _relay_writer_messages(self) -> None:
         if self._ring is None:
             return
-        self._messages_seen, messages = self._ring.read_messages(self._messages_seen)
+        self._messages_seen, messages = self._ring.messages.read(self._messages_seen)
         for level, text in messages:
             if level >= logging.WARNING:
                 self._last_error = text
@@ -649,7 +642,7 @@ class AutomagikTelemetry:
         deadline = time.monotonic() + self.config.block_timeout
         pause = 0.0005
         while (
-            min(ring_writer.free_bytes(k) for k in ring.KINDS) < ring_writer.max_row
+            min(ring_writer.free_bytes(k) for k in KINDS) < ring_writer.max_row
             and time.monotonic() < deadline
         ):
             await asyncio.sleep(pause)
@@ -683,7 +676,7 @@ class AutomagikTelemetry:
             return None
         targets = []
         with self._lock:
-            for kind in ring.KINDS:
+            for kind in KINDS:
                 target = ring_writer.written_head(kind)
                 slot = Slot.ring(kind, Slot.FLUSH_REQUEST)
                 if int(ring_writer.words[slot]) < target:
@@ -698,7 +691,7 @@ class AutomagikTelemetry:
         if ring_writer is None:
             return True
         position = ring_writer.tail if safe_only else ring_writer.delivered
-        return all(position(k) >= t for k, t in zip(ring.KINDS, targets, strict=True))
+        return all(position(k) >= t for k, t in zip(KINDS, targets, strict=True))
 
     def _wait_for(self, targets: list[int], timeout: float | None, *, safe_only: bool) -> bool:
         deadline = time.monotonic() + (DEFAULT_FLUSH_TIMEOUT if timeout is None else timeout)
@@ -793,7 +786,7 @@ class AutomagikTelemetry:
                 status["dropped"][reason] = int(words[slot])
         status["dropped_total"] = sum(status["dropped"].values())
         used = ring_writer.used_bytes()
-        capacity = ring_writer.capacity * len(ring.KINDS)
+        capacity = ring_writer.capacity * len(KINDS)
         writer = self._writer
         self._relay_writer_messages()
         status.update(

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Final
 
 from .config import VENDOR_ENDPOINT, TelemetryConfig
-from .otlp_config import resolve_otlp
+from .sinks.otlp.config import resolve_otlp
 
 OPT_OUT_FILE: Final = Path("~/.automagik-no-telemetry")
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from automagik_telemetry.records import ClickHouseRows, clickhouse_row_suffixes
 from automagik_telemetry.resource import Resource
-from automagik_telemetry.ring import KIND_TRACE, KINDS
+from automagik_telemetry.ring.layout import KIND_TRACE, KINDS
+from automagik_telemetry.rows.clickhouse import ClickHouseRows, clickhouse_row_suffixes
 from automagik_telemetry.sinks.embedded import EmbeddedSink
 from tests.faults.helpers import embedded_tally, numbers
 from tests.faults.report import ScenarioRecord

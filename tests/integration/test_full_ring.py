@@ -9,7 +9,7 @@ import signal
 import time
 
 from automagik_telemetry import AutomagikTelemetry
-from automagik_telemetry.records import ClickHouseRows
+from automagik_telemetry.rows.clickhouse import ClickHouseRows
 from tests.support import ClickHouseDatabase
 
 RING = 64 * 1024

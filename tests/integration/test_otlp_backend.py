@@ -26,12 +26,13 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from automagik_telemetry import AutomagikTelemetry, LogSeverity, MetricType
 from automagik_telemetry.__about__ import __version__
 from automagik_telemetry.client import spool_directory
-from automagik_telemetry.compact_rows import CompactRows
 from automagik_telemetry.localservers.otlp_receiver import OtlpReceiver, ReceivedRequest, Response
-from automagik_telemetry.otlp_rows import OtlpJsonRows, OtlpProtobufRows
-from automagik_telemetry.records import HISTOGRAM_BOUNDS
+from automagik_telemetry.rows.clickhouse import HISTOGRAM_BOUNDS
+from automagik_telemetry.rows.compact import CompactRows
+from automagik_telemetry.rows.otlp_json import OtlpJsonRows
+from automagik_telemetry.rows.otlp_protobuf import OtlpProtobufRows
 from automagik_telemetry.spool import Spool
-from automagik_telemetry.writer import SPOOL_ENCODING
+from automagik_telemetry.writer.loop import SPOOL_ENCODING
 from tests.support import shm_segments
 from tests.support.otlp import assert_no_unknown_fields, attribute_dict, key_values
 

@@ -10,7 +10,8 @@ import textwrap
 import time
 from pathlib import Path
 
-from automagik_telemetry import AutomagikTelemetry, ring
+from automagik_telemetry import AutomagikTelemetry
+from automagik_telemetry.ring import segment as ring
 from tests.support import ClickHouseDatabase, process_alive, shm_segments
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from automagik_telemetry.records import HISTOGRAM_BOUNDS, histogram_bucket
+from automagik_telemetry.rows.clickhouse import HISTOGRAM_BOUNDS, histogram_bucket
 from automagik_telemetry.schema import LogSeverity, MetricType
 
 INT64 = range(-(1 << 63), 1 << 63)

@@ -10,7 +10,9 @@ import threading
 import time
 from collections.abc import Iterator
 
-from automagik_telemetry.ring import KIND_TRACE, RingWriter, SharedSegment
+from automagik_telemetry.ring.layout import KIND_TRACE
+from automagik_telemetry.ring.segment import SharedSegment
+from automagik_telemetry.ring.spsc import RingWriter
 
 
 def expected_rows(seed: int, thread: int, count: int, max_size: int) -> Iterator[bytes]:

@@ -10,7 +10,7 @@ import pytest
 
 from automagik_telemetry import opt_in
 from automagik_telemetry.config import ConfigError, TelemetryConfig
-from automagik_telemetry.otlp_config import (
+from automagik_telemetry.sinks.otlp.config import (
     OtlpDestination,
     derive_endpoints,
     redact_url,

@@ -40,18 +40,14 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans, Span, Status
 
 from automagik_telemetry.__about__ import __version__
 from automagik_telemetry.localservers import otlp_receiver
-from automagik_telemetry.otlp_rows import (
-    IDS_PER_REFILL,
-    OtlpJsonRows,
-    OtlpProtobufRows,
-    json_resource,
-    protobuf_resource,
-    resource_attributes,
-)
-from automagik_telemetry.records import HISTOGRAM_BOUNDS
 from automagik_telemetry.resource import Resource
+from automagik_telemetry.rows.clickhouse import HISTOGRAM_BOUNDS
+from automagik_telemetry.rows.otlp_common import IDS_PER_REFILL, resource_attributes
+from automagik_telemetry.rows.otlp_json import OtlpJsonRows, json_resource
+from automagik_telemetry.rows.otlp_protobuf import OtlpProtobufRows, protobuf_resource
 from automagik_telemetry.schema import LogSeverity, MetricType
-from automagik_telemetry.sinks.otlp import (
+from automagik_telemetry.settings import WriterSettings
+from automagik_telemetry.sinks.otlp.sink import (
     OtlpSink,
     classify,
     frame_protobuf,
@@ -59,7 +55,6 @@ from automagik_telemetry.sinks.otlp import (
     request_headers,
 )
 from automagik_telemetry.transport import HttpClient
-from automagik_telemetry.writer import WriterSettings
 from tests.support.otlp import assert_no_unknown_fields
 from tests.support.otlp import key_values as kvs
 

@@ -31,17 +31,13 @@ from opentelemetry.proto.logs.v1.logs_pb2 import ScopeLogs
 from opentelemetry.proto.metrics.v1.metrics_pb2 import ScopeMetrics
 from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans
 
-from automagik_telemetry import otlp_rows
 from automagik_telemetry.localservers import otlp_receiver
-from automagik_telemetry.otlp_rows import (
-    OtlpJsonRows,
-    OtlpProtobufRows,
-    json_resource,
-    json_scope,
-)
 from automagik_telemetry.resource import Resource
+from automagik_telemetry.rows import otlp_common, otlp_protobuf
+from automagik_telemetry.rows.otlp_json import OtlpJsonRows, json_resource, json_scope
+from automagik_telemetry.rows.otlp_protobuf import OtlpProtobufRows
 from automagik_telemetry.schema import LogSeverity, MetricType
-from automagik_telemetry.sinks.otlp import frame_json, json_envelope
+from automagik_telemetry.sinks.otlp.sink import frame_json, json_envelope
 from tests.support import otlp_reference as ref
 from tests.support.otlp import assert_no_unknown_fields
 
@@ -229,17 +225,17 @@ def json_or_pb_span(rows: OtlpJsonRows | OtlpProtobufRows, attributes: dict[Any,
 
 def test_caches_are_bounded_and_keep_no_large_key() -> None:
     for rows in (OtlpJsonRows(), OtlpProtobufRows()):
-        for i in range(otlp_rows._NAME_CACHE_LIMIT + 10):
+        for i in range(otlp_common.NAME_CACHE_LIMIT + 10):
             rows.span(T, f"event-{i}", None, None)
             rows.metric(T, f"metric-{i}", 1, MetricType.GAUGE, None)
-        assert len(rows._span_names) <= otlp_rows._NAME_CACHE_LIMIT
+        assert len(rows._span_names) <= otlp_common.NAME_CACHE_LIMIT
         assert len(rows._metric_names if isinstance(rows, OtlpProtobufRows) else rows._names) <= (
-            otlp_rows._NAME_CACHE_LIMIT
+            otlp_common.NAME_CACHE_LIMIT
         )
-        for i in range(otlp_rows._NAME_CACHE_LIMIT + 10):
+        for i in range(otlp_common.NAME_CACHE_LIMIT + 10):
             json_or_pb_span(rows, {f"key-{i}": i})
-        long_key = "k" * (otlp_rows._KEY_CACHE_MAX + 1)
+        long_key = "k" * (otlp_protobuf._KEY_CACHE_MAX + 1)
         json_or_pb_span(rows, {long_key: 1})
-    assert len(otlp_rows._KEY_FIELDS) <= otlp_rows._NAME_CACHE_LIMIT
-    assert long_key not in otlp_rows._KEY_FIELDS
-    assert all(type(key) is str for key in otlp_rows._KEY_FIELDS)
+    assert len(otlp_protobuf._KEY_FIELDS) <= otlp_common.NAME_CACHE_LIMIT
+    assert long_key not in otlp_protobuf._KEY_FIELDS
+    assert all(type(key) is str for key in otlp_protobuf._KEY_FIELDS)

@@ -9,19 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from automagik_telemetry.ring import (
+from automagik_telemetry.ring.layout import (
     KIND_LOG,
     KIND_METRIC,
     KIND_TRACE,
     KINDS,
     MESSAGE_SLOTS,
     MESSAGE_TEXT_MAX,
-    RingReader,
-    RingWriter,
-    create_segment,
-    split_delimited,
-    split_lines,
 )
+from automagik_telemetry.ring.segment import create_segment
+from automagik_telemetry.ring.spsc import RingReader, RingWriter
+from automagik_telemetry.rows.framing import split_delimited, split_lines
 from tests.support.ring_producer import expected_rows
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -162,19 +160,19 @@ def test_split_lines_and_delimited() -> None:
 
 def test_the_writers_messages_close_together_all_reach_the_application(segment) -> None:  # type: ignore[no-untyped-def]
     reader, writer = RingReader(segment), RingWriter(segment)
-    assert writer.read_messages(0) == (0, [])
-    reader.write_message(30, "first")
-    reader.write_message(40, "second " + "é" * 600)  # longer than a slot: cut, still UTF-8
-    seen, messages = writer.read_messages(0)
+    assert writer.messages.read(0) == (0, [])
+    reader.messages.write(30, "first")
+    reader.messages.write(40, "second " + "é" * 600)  # longer than a slot: cut, still UTF-8
+    seen, messages = writer.messages.read(0)
     assert seen == 2
     assert messages[0] == (30, "first")
     assert messages[1][0] == 40 and messages[1][1].startswith("second é")
     assert len(messages[1][1].encode("utf-8")) <= MESSAGE_TEXT_MAX
     assert "\ufffd" not in messages[1][1]
-    assert writer.read_messages(seen) == (2, [])
+    assert writer.messages.read(seen) == (2, [])
     for n in range(3, 3 + MESSAGE_SLOTS + 2):  # more than the slots hold before a read
-        reader.write_message(20, f"m{n}")
-    seen, messages = writer.read_messages(seen)
+        reader.messages.write(20, f"m{n}")
+    seen, messages = writer.messages.read(seen)
     assert seen == 2 + MESSAGE_SLOTS + 2
     # the latest MESSAGE_SLOTS, in order; older ones were overwritten
     assert [t for _, t in messages] == [f"m{n}" for n in range(seen - MESSAGE_SLOTS + 1, seen + 1)]

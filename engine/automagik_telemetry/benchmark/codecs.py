@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..records import ClickHouseRows, clickhouse_row_suffixes, complete_rows
 from ..resource import Resource
+from ..rows.clickhouse import ClickHouseRows, clickhouse_row_suffixes, complete_rows
 from ..schema import LogSeverity, MetricType
 from ..transport import codec
 from .workload import EVENT, LOG_LEVELS, METRIC, METRIC_TYPES, Op, Workload, operations
@@ -41,7 +41,7 @@ def _clickhouse_rows(ops: list[Op]) -> list[list[bytes]]:
 def _otlp_json_rows(ops: list[Op]) -> list[list[bytes]] | None:
     try:
         from ..config import TelemetryConfig
-        from ..sinks.otlp import otlp_row_encoder
+        from ..sinks.otlp.encode import otlp_row_encoder
 
         config = TelemetryConfig(
             project_name="bench", version="1.0.0", backend="otlp",

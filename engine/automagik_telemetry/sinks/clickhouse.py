@@ -23,7 +23,7 @@ from typing import Final
 
 import urllib3
 
-from ..records import complete_rows
+from ..rows.clickhouse import complete_rows
 from ..transport import (
     RETRYABLE_STATUS,
     USER_AGENT,

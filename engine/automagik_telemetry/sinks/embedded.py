@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..records import complete_rows
+from ..rows.clickhouse import complete_rows
 from ..transport import Outcome, Prepared
 from .clickhouse import schema_statements
 

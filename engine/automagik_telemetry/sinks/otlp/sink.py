@@ -1,9 +1,9 @@
 """OTLP/HTTP: turn batches of compact rows into export requests, send them, read the answers.
 
 The application side (``otlp_row_encoder``, ``writer_options``) resolves the destination
-(``otlp_config.py``); each track call is encoded once, compactly (``compact_rows.py``). The
+(``sinks/otlp/config.py``); each track call is encoded once, compactly (``rows/compact.py``). The
 writer side (``OtlpSink``) builds each request once per batch: it decodes the batch with one
-msgspec call, spells every row out in the protocol's wire form (``otlp_rows.py``: typed attribute
+msgspec call, spells every row out in the protocol's wire form (``rows/otlp_json.py``, ``rows/otlp_protobuf.py``: typed attribute
 values, hex or binary ids, lowerCamelCase names) and frames the rows:
 
 * JSON (``http/json``): ``{"resourceSpans":[{"resource":{...},"scopeSpans":[{"scope":{...},
@@ -46,29 +46,20 @@ import contextlib
 import gc
 import json
 import logging
-import os
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 import urllib3
 
-from ..compact_rows import CompactRows, decode_batch, is_compact
-from ..otlp_config import SIGNALS, redact_url, resolve_otlp, unconsented_signals
-from ..otlp_rows import (
-    OtlpJsonRows,
-    OtlpProtobufRows,
-    delimited,
-    json_resource,
-    json_scope,
-    protobuf_resource,
-    protobuf_scope,
-    varint,
-)
-from ..ring import KIND_METRIC, KIND_TRACE, split_delimited, split_sized
-from ..schema import LogSeverity, MetricType
-from ..transport import (
+from ...ring.layout import KIND_METRIC, KIND_TRACE
+from ...rows.compact import decode_batch, is_compact
+from ...rows.framing import split_delimited, split_sized
+from ...rows.otlp_json import OtlpJsonRows, json_scope
+from ...rows.otlp_protobuf import OtlpProtobufRows, delimited, protobuf_scope, varint
+from ...schema import LogSeverity, MetricType
+from ...transport import (
     USER_AGENT,
     BatchTooLarge,
     Codec,
@@ -79,12 +70,11 @@ from ..transport import (
     describe_connection_error,
     parse_retry_after,
 )
+from .config import SIGNALS, redact_url
+from .encode import not_sent_message
 
 if TYPE_CHECKING:
-    from ..config import TelemetryConfig
-    from ..records import RowEncoder
-    from ..resource import Resource
-    from ..writer import WriterSettings
+    from ...settings import WriterSettings
 
 log = logging.getLogger("automagik_telemetry.otlp")
 
@@ -102,78 +92,6 @@ _JSON_NAMES: Final = (
 # partial_success counters per signal, in OTLP/JSON spelling.
 _REJECTED_JSON: Final = ("rejectedSpans", "rejectedDataPoints", "rejectedLogRecords")
 ITEM_NAMES: Final = ("spans", "data points", "log records")
-
-
-# --- the application side -------------------------------------------------------------------
-
-
-class SignalNotSent(RuntimeError):
-    """A track call for a signal that has no destination it may be sent to."""
-
-
-def otlp_row_encoder(config: TelemetryConfig, resource: Resource) -> RowEncoder:
-    """The application thread's row encoder: compact rows (the writer spells them out in JSON
-    or protobuf), or, with ``otlp_encode_in="caller"``, the wire rows themselves. Signals that
-    may not be sent (no endpoint of their own while consent came only from the endpoint
-    configured for another signal) raise ``SignalNotSent`` instead: the client counts those
-    calls as dropped and logs why once, and nothing of them leaves the process."""
-    destination = resolve_otlp(config, os.environ)
-    rows: CompactRows | OtlpJsonRows | OtlpProtobufRows
-    if config.otlp_encode_in == "writer":
-        rows = CompactRows()
-    elif destination.protocol == "http/protobuf":
-        rows = OtlpProtobufRows()
-    else:
-        rows = OtlpJsonRows()
-    refused = unconsented_signals(config, destination)
-    for signal in refused:
-        method = {"traces": "span", "metrics": "metric", "logs": "log"}[signal]
-        setattr(rows, method, _refuse(not_sent_message(refused)))
-    return rows
-
-
-def _refuse(message: str) -> Any:
-    def refuse(*args: Any) -> bytes:
-        raise SignalNotSent(message)
-
-    return refuse
-
-
-def not_sent_message(signals: list[str]) -> str:
-    options = {"traces": "endpoint", "metrics": "metrics_endpoint", "logs": "logs_endpoint"}
-    names = " and ".join(signals)
-    return (
-        f"{names} are not sent: no endpoint is configured for them "
-        f"({', '.join(options[s] for s in signals)} or "
-        f"OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT) and sending them to the vendor's default "
-        "endpoint needs an opt-in (enabled=True or AUTOMAGIK_TELEMETRY_ENABLED=true)"
-    )
-
-
-def writer_options(config: TelemetryConfig, resource: Resource) -> dict[str, Any]:
-    """The OTLP fields of ``WriterSettings``: destination per signal and the encoded resource.
-    Warnings about ignored ``OTEL_EXPORTER_OTLP_*`` values are logged here, once per start."""
-    destination = resolve_otlp(config, os.environ)
-    for warning in destination.warnings:
-        log.warning("%s", warning)
-    endpoints = list(destination.endpoints)
-    for signal in unconsented_signals(config, destination):
-        endpoints[SIGNALS.index(signal)] = ""
-    protobuf = destination.protocol == "http/protobuf"
-    headers = destination.headers
-    same_headers = headers[0] == headers[1] == headers[2]
-    return {
-        "otlp_endpoints": (endpoints[0], endpoints[1], endpoints[2]),
-        "otlp_protocol": destination.protocol,
-        "otlp_headers": headers[0] if same_headers else {},
-        "otlp_signal_headers": None if same_headers else headers,
-        "otlp_resource": protobuf_resource(resource) if protobuf else json_resource(resource),
-        "otlp_compressions": destination.compressions,
-        "otlp_timeouts": destination.timeouts,
-        "record_format": (
-            "sized" if config.otlp_encode_in == "writer" else "protobuf" if protobuf else "lines"
-        ),
-    }
 
 
 # --- framing --------------------------------------------------------------------------------

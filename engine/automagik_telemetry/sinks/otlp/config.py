@@ -48,7 +48,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from .config import VENDOR_ENDPOINT, ConfigError, TelemetryConfig, _as_headers, _as_url
+from ...config import VENDOR_ENDPOINT, ConfigError, TelemetryConfig, _as_headers, _as_url
 
 SIGNALS: Final = ("traces", "metrics", "logs")  # ring kind order
 PROTOCOLS: Final = ("http/json", "http/protobuf")

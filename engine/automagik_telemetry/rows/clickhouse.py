@@ -28,8 +28,8 @@ from typing import Any, Final, Protocol
 
 import msgspec
 
-from .resource import Resource
-from .schema import LogSeverity, MetricType
+from ..resource import Resource
+from ..schema import LogSeverity, MetricType
 
 # OpenTelemetry's default explicit bucket bounds for histograms.
 HISTOGRAM_BOUNDS: Final = (

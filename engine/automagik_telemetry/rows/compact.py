@@ -1,6 +1,6 @@
 """OTLP rows as the application thread writes them: one MessagePack array per track call.
 
-The OTLP wire forms (``otlp_rows.py``) spell every attribute value out with its type
+The OTLP wire forms (``otlp_json.py``, ``otlp_protobuf.py``) spell every attribute value out with its type
 (``{"key":…,"value":{"stringValue":…}}``, or a nested protobuf ``KeyValue``/``AnyValue``):
 Python work per attribute, ~3.5 µs for an event of 8 attributes on the reference machine. The
 application thread does not do that work. It encodes what the call holds, once, with one msgspec
@@ -39,9 +39,9 @@ from typing import Any, Final
 
 import msgspec
 
-from .ring import SIZED_HEADER as HEADER
-from .ring import split_sized
-from .schema import LogSeverity, MetricType
+from ..schema import LogSeverity, MetricType
+from .framing import SIZED_HEADER as HEADER
+from .framing import split_sized
 
 IDS_PER_REFILL: Final = 4096
 _INT_LOW: Final = -(1 << 63)
@@ -68,7 +68,7 @@ def random_ids() -> Iterator[bytes]:
 
 
 class CompactRows:
-    """The producer's OTLP row encoder (``records.RowEncoder``): not thread-safe (the client
+    """The producer's OTLP row encoder (``rows.clickhouse.RowEncoder``): not thread-safe (the client
     calls it under its ring lock); the returned buffer is reused by the next call."""
 
     def __init__(self) -> None:

@@ -1,62 +1,26 @@
-"""The writer process: take runs of rows from the rings, deliver them, commit.
-
-Started by the client as ``python -m automagik_telemetry._writer_process`` (a fresh
-interpreter: it inherits none of the application's threads, locks or ``__main__``), it reads its
-settings as JSON on stdin and attaches to the segment by name.
-
-Threads:
-
-* the main thread watches the three rings (traces, metrics, logs). A ring's unread rows become
-  a batch when they are *ready*: ``batch_size`` rows or half a full batch while nothing is in
-  flight; a full batch (the cap: ``max_batch_bytes``, at most the ring over
-  ``max_in_flight + 1``) while another batch is in flight; older than ``flush_interval``, a
-  flush was requested, or the writer is exiting, at any time. A batch is one copy of a byte
-  range (rows are wire-ready in the ring, see ``ring.py``), cut at a row boundary at the cap.
-  So: small batches when idle, batches as large as the cap under load (fewer inserts: each
-  costs ClickHouse a part to write and merge), with no tuning;
-* ``max_in_flight`` sender threads each deliver one batch at a time with its retries
-  (compression and HTTP release the GIL, so they overlap with the main thread). A batch the
-  destination refuses for what it holds is set aside on disk (``rejected/`` in the spool
-  directory) so that nothing waits behind it; one too large for it (413) goes again in halves.
-
-Commit: a ring's tail moves to the start of its oldest batch not yet delivered, or to the read
-position when all are delivered. A writer that dies is restarted by the client and re-reads from
-the tail: nothing accepted is lost (at-least-once; a batch carries a deduplication token where
-the sink supports one).
-
-The writer exits when the client asks (``Slot.SHUTDOWN``) or when the application is gone (its
-parent pid changed), in both cases after delivering what is in the rings, within a bounded
-grace; it then unlinks the segment, since nobody else needs it.
-"""
+"""The writer's main loop: batches out of the rings, senders, spool, commit (see the package
+docstring)."""
 
 from __future__ import annotations
 
 import logging
 import os
 import queue
-import signal
-import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import lz4.frame
-import msgspec
 
-from .ring import (
-    KIND_NAMES,
-    KINDS,
-    SPLITTERS,
-    CutTable,
-    RingReader,
-    SharedSegment,
-    Slot,
-    lock_segment,
-    segment_names,
-)
-from .spool import Spool, SpooledBatch
-from .transport import (
+from ..control import CutTable
+from ..ring.layout import KIND_NAMES, KINDS, Slot
+from ..ring.segment import SharedSegment
+from ..ring.spsc import RingReader
+from ..rows.framing import SPLITTERS
+from ..settings import WriterSettings
+from ..spool import Spool, SpooledBatch
+from ..transport import (
     BatchTooLarge,
     HttpClient,
     Outcome,
@@ -76,50 +40,10 @@ SPOOL_ENCODING = "lz4-rows"  # spool files hold the ring's rows, LZ4-framed
 SET_ASIDE_DIRECTORY = "rejected"  # in the spool directory: batches the destination refused
 
 
-class WriterSettings(msgspec.Struct, frozen=True):
-    """Everything the writer process needs, sent by the client on the writer's stdin."""
-
-    segment: str
-    producer_pid: int
-    backend: str
-    batch_size: int
-    flush_interval: float
-    max_batch_bytes: int
-    timeout: float
-    max_retries: int
-    retry_backoff_base: float
-    compression: str  # auto | lz4 | gzip | zstd | none
-    compression_threshold: int
-    max_in_flight: int = 2
-    record_format: str = "lines"  # how rows are delimited in the rings: lines | protobuf
-    spool_dir: str = ""  # this destination's spool; "" disables spooling
-    destination: str = ""  # backend and a hash of where it sends: who may adopt the segment
-    lock_fd: int = -1  # an inherited descriptor already holding the segment's writer lock
-    spool_max_bytes: int = 256 * 1024 * 1024
-    spool_full_policy: str = "drop_newest"
-    verbose: bool = False
-    # ClickHouse and embedded
-    clickhouse_endpoint: str = ""
-    clickhouse_database: str = "telemetry"
-    clickhouse_tables: tuple[str, str, str] = ("traces", "metrics", "logs")
-    clickhouse_username: str = "default"
-    clickhouse_password: str = ""
-    embedded_path: str = ""
-    row_suffixes: tuple[bytes, bytes, bytes] = (b"}\n", b"}\n", b"}\n")
-    # OTLP
-    otlp_endpoints: tuple[str, str, str] = ("", "", "")
-    otlp_protocol: str = "http/json"
-    otlp_headers: dict[str, str] = {}
-    otlp_resource: bytes = b""
-    otlp_signal_headers: tuple[dict[str, str], dict[str, str], dict[str, str]] | None = None
-    otlp_compressions: tuple[str, str, str] = ("", "", "")  # per signal; "" = compression
-    otlp_timeouts: tuple[float, float, float] = (0.0, 0.0, 0.0)  # per signal; 0 = timeout
-
-
 def build_sink(settings: WriterSettings) -> Sink:
     tables = dict(zip(KINDS, settings.clickhouse_tables, strict=True))
     if settings.backend == "clickhouse":
-        from .sinks.clickhouse import ClickHouseSink
+        from ..sinks.clickhouse import ClickHouseSink
 
         return ClickHouseSink(
             endpoint=settings.clickhouse_endpoint,
@@ -133,7 +57,7 @@ def build_sink(settings: WriterSettings) -> Sink:
             row_suffixes=settings.row_suffixes,
         )
     if settings.backend == "embedded":
-        from .sinks.embedded import EmbeddedSink
+        from ..sinks.embedded import EmbeddedSink
 
         return EmbeddedSink(
             path=settings.embedded_path,
@@ -143,7 +67,7 @@ def build_sink(settings: WriterSettings) -> Sink:
             row_suffixes=settings.row_suffixes,
         )
     if settings.backend == "otlp":
-        from .sinks.otlp import OtlpSink
+        from ..sinks.otlp.sink import OtlpSink
 
         return OtlpSink.from_settings(settings, HttpClient(settings.timeout))
     raise ValueError(f"unknown backend {settings.backend!r}")
@@ -708,7 +632,7 @@ class Writer:
         self._error_key = key
         if key:
             self._published_keys.add(key)
-        self.reader.write_message(level, message)
+        self.reader.messages.write(level, message)
 
     def commit(self) -> None:
         """Move each ring's tail to the start of its oldest batch neither delivered nor
@@ -743,33 +667,3 @@ class Writer:
         self.segment.close()
         if unlink:
             self.segment.unlink()
-
-
-def main() -> int:
-    logging.basicConfig(level=logging.WARNING, format="automagik-telemetry writer: %(message)s")
-    settings = msgspec.json.decode(sys.stdin.buffer.read(), type=WriterSettings)
-    if settings.verbose:
-        logging.getLogger("automagik_telemetry").setLevel(logging.INFO)
-    # The writer lock, held until this process ends (the kernel drops it however it ends):
-    # never two writers on one ring, and a segment nobody holds is known to have no writer.
-    lock = settings.lock_fd if settings.lock_fd >= 0 else lock_segment(settings.segment)
-    if lock is None and settings.segment in segment_names():
-        log.error("another writer is attached to %s; this one exits", settings.segment)
-        return 3
-    segment = SharedSegment.attach(settings.segment)
-    writer = Writer(settings, segment, build_sink(settings))
-
-    def terminate(signum: int, frame: object) -> None:
-        writer.terminated = True  # the loop delivers or spools what is left, then exits
-
-    signal.signal(signal.SIGTERM, terminate)
-    signal.signal(signal.SIGINT, terminate)
-    try:
-        writer.run()
-    finally:
-        # Asked to stop, or orphaned: either way nobody needs the segment after us. Stopped by
-        # a signal while the application lives: keep the segment, the client restarts us.
-        done = writer.shutdown_requested() or writer.producer_gone()
-        writer.words[Slot.WRITER_PID] = 0
-        writer.close(unlink=done)
-    return 0
