@@ -28,10 +28,11 @@ import msgspec
 
 from . import opt_in
 from .config import TelemetryConfig
+from .control import Control, Counter, SpoolState
 from .processes import process_alive
 from .resource import Resource
 from .ring import segment as ring
-from .ring.layout import KIND_LOG, KIND_METRIC, KIND_TRACE, KINDS, Slot
+from .ring.layout import KIND_LOG, KIND_METRIC, KIND_TRACE, KINDS
 from .ring.spsc import RingWriter
 from .rows.clickhouse import ClickHouseRows, RowEncoder, clickhouse_row_suffixes
 from .schema import LogSeverity, MetricType, parse_metric_type, parse_severity
@@ -227,6 +228,7 @@ class AutomagikTelemetry:
         settings = self._writer_settings("")
         segment = ring.create_segment(self.config.ring_size, identity(settings))
         self._ring = RingWriter(segment)
+        self._control = Control(self._ring.words)
         self._refused_seen = 0  # the new ring's counters start at zero (after a fork too)
         self._appenders = self._ring.appenders
         self._lock = self._ring.lock
@@ -346,7 +348,7 @@ class AutomagikTelemetry:
         self._closed = True
         atexit.unregister(self._at_exit)
         ring_writer = self._ring
-        ring_writer.words[Slot.SHUTDOWN] = 1
+        self._control.request_shutdown()
         writer = self._writer
         grace = 2.0 if delivered else 0.5
         if writer is not None:
@@ -414,36 +416,69 @@ class AutomagikTelemetry:
     # --- tracking ---------------------------------------------------------------------------
 
     def _full(self, kind: int, row: bytes | bytearray) -> None:
-        """Slow path of a track call (lock held): the ring had no room for ``row``."""
+        """Slow path of a track call (lock held): the ring had no room for ``row``. The writer
+        puts rows on disk long before the ring fills, so this means the writer is gone or
+        stuck, or the disk refuses: with ``on_full="block"``, wait while the writer makes
+        progress (its tail moves), at most ``block_timeout`` without any."""
         ring_writer = self._ring
         assert ring_writer is not None
         if self._gave_up and self._accepted != self._accepted_at_give_up:
             self._gave_up = False  # the ring had room since: this call may wait again
+        if self.config.on_full != "block":
+            self._drop("ring_full", "the ring is full and on_full='drop'")
+            return
         if (
-            self.config.on_full == "block"
-            and not self._gave_up
+            not self._gave_up
             and not getattr(self._in_event_loop, "active", False)
             and self._wait_for_room(ring_writer, kind, row)
         ):
             self._accepted += 1
             return
         # After one wait that timed out, calls drop at once until the ring has room again:
-        # an outage must not cost every call the whole block_timeout.
+        # a stuck writer must not cost every call the whole block_timeout.
         self._gave_up = True
         self._accepted_at_give_up = self._accepted
-        self._drop("ring_full", "the ring is full (the writer cannot keep up or the sink is down)")
+        reason, why = self._why_full()
+        self._drop(reason, why)
 
     def _wait_for_room(self, ring_writer: RingWriter, kind: int, row: bytes | bytearray) -> bool:
-        deadline = time.monotonic() + self.config.block_timeout
+        """Wait for room while the writer makes progress (the ring's tail moves): at most
+        ``block_timeout`` seconds without any."""
+        timeout = self.config.block_timeout
+        tail = ring_writer.tail(kind)
+        deadline = time.monotonic() + timeout
         pause = 0.00005
-        while time.monotonic() < deadline:
+        while True:
             time.sleep(pause)
-            # at most 1 ms late: room comes a third of the ring at a time, when a batch is
-            # delivered, and a longer nap would leave it unused
+            # at most 1 ms late: room comes a batch at a time, and a longer nap would leave it
+            # unused
             pause = min(pause * 2, 0.001)
             if ring_writer.put(kind, row):
                 return True
-        return False
+            now = time.monotonic()
+            moved = ring_writer.tail(kind)
+            if moved != tail:
+                tail, deadline = moved, now + timeout
+            elif now >= deadline:
+                return False
+
+    def _why_full(self) -> tuple[str, str]:
+        """The drop reason of a full ring, and its explanation."""
+        writer = self._writer
+        if writer is None or writer.poll() is not None:
+            return "writer_gone", "the ring is full and its writer process is not running"
+        if self.config.spool_max_bytes == 0:
+            return "ring_full", "the ring is full and the spool is disabled (spool_max_bytes=0)"
+        if self._control.spool_state is SpoolState.UNWRITABLE:
+            return (
+                "spool_unwritable",
+                "the ring is full: the destination cannot take rows and the disk refuses the "
+                "spool's writes (see the writer's message)",
+            )
+        return (
+            "writer_stuck",
+            f"the ring is full and its writer made no progress for {self.config.block_timeout} s",
+        )
 
     def _drop(self, reason: str, why: str) -> None:
         self._dropped[reason] = self._dropped.get(reason, 0) + 1
@@ -639,12 +674,17 @@ class AutomagikTelemetry:
         if ring_writer is None or self.config.on_full == "drop":
             track(*args)
             return
-        deadline = time.monotonic() + self.config.block_timeout
+        timeout = self.config.block_timeout
+        tails = [ring_writer.tail(k) for k in KINDS]
+        deadline = time.monotonic() + timeout
         pause = 0.0005
-        while (
-            min(ring_writer.free_bytes(k) for k in KINDS) < ring_writer.max_row
-            and time.monotonic() < deadline
-        ):
+        while min(ring_writer.free_bytes(k) for k in KINDS) < ring_writer.max_row:
+            now = time.monotonic()
+            moved = [ring_writer.tail(k) for k in KINDS]
+            if moved != tails:  # the writer makes progress: keep waiting
+                tails, deadline = moved, now + timeout
+            elif now >= deadline:
+                break
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.02)
         self._in_event_loop.active = True  # this thread's call must not sleep if still full
@@ -678,9 +718,7 @@ class AutomagikTelemetry:
         with self._lock:
             for kind in KINDS:
                 target = ring_writer.written_head(kind)
-                slot = Slot.ring(kind, Slot.FLUSH_REQUEST)
-                if int(ring_writer.words[slot]) < target:
-                    ring_writer.words[slot] = target
+                self._control.request_flush(kind, target)
                 targets.append(target)
         return targets
 
@@ -690,7 +728,7 @@ class AutomagikTelemetry:
         ring_writer = self._ring
         if ring_writer is None:
             return True
-        position = ring_writer.tail if safe_only else ring_writer.delivered
+        position = ring_writer.tail if safe_only else self._control.delivered
         return all(position(k) >= t for k, t in zip(KINDS, targets, strict=True))
 
     def _wait_for(self, targets: list[int], timeout: float | None, *, safe_only: bool) -> bool:
@@ -715,8 +753,7 @@ class AutomagikTelemetry:
         ring_writer = self._ring
         if ring_writer is None:
             return delivered
-        words = ring_writer.words
-        refused = int(words[Slot.ROWS_SET_ASIDE]) + int(words[Slot.ROWS_REJECTED])
+        refused = self._control.refused_rows()
         seen, self._refused_seen = self._refused_seen, refused
         return delivered and refused == seen
 
@@ -777,38 +814,51 @@ class AutomagikTelemetry:
                 sent=0, failed=0, retried=0, bytes_on_wire=0, bytes_uncompressed=0, set_aside=0,
                 ring_fill=0.0, ring_bytes_used=0, writer_alive=False, last_error=None,
                 queue_sizes={"traces": 0, "metrics": 0, "logs": 0}, sink_state="stopped",
+                resent_after_timeout=0, spool_bytes=0, spool_batches=0, spool_peak_bytes=0,
+                spooled_oldest_age_s=None, spill_bytes_per_s=0, spool_state="usable",
             )  # fmt: skip
             return status
-        words = ring_writer.words
-        for reason, slot in (("spool_full", Slot.ROWS_DROPPED_WRITER),
-                             ("rejected_by_destination", Slot.ROWS_REJECTED)):  # fmt: skip
-            if int(words[slot]):
-                status["dropped"][reason] = int(words[slot])
+        control = self._control
+        for reason, counter in (("spool_full", Counter.ROWS_DROPPED_WRITER),
+                                ("rejected_by_destination", Counter.ROWS_REJECTED)):  # fmt: skip
+            if control.get(counter):
+                status["dropped"][reason] = control.get(counter)
         status["dropped_total"] = sum(status["dropped"].values())
         used = ring_writer.used_bytes()
         capacity = ring_writer.capacity * len(KINDS)
         writer = self._writer
         self._relay_writer_messages()
+        oldest_ns = control.get(Counter.SPOOL_OLDEST_NS)
         status.update(
-            sent=int(words[Slot.ROWS_SENT]),
-            batches_sent=int(words[Slot.BATCHES_SENT]),
-            failed=int(words[Slot.SEND_FAILURES]),
-            retried=int(words[Slot.RETRIES]),
-            bytes_on_wire=int(words[Slot.BYTES_WIRE]),
-            bytes_uncompressed=int(words[Slot.BYTES_RAW]),
+            sent=control.get(Counter.ROWS_SENT),
+            batches_sent=control.get(Counter.BATCHES_SENT),
+            failed=control.get(Counter.SEND_FAILURES),
+            retried=control.get(Counter.RETRIES),
+            resent_after_timeout=control.get(Counter.RESENT_AFTER_TIMEOUT),
+            bytes_on_wire=control.get(Counter.BYTES_WIRE),
+            bytes_uncompressed=control.get(Counter.BYTES_RAW),
             ring_bytes_used=used,
             ring_fill=round(used / capacity, 6),
             writer_alive=writer is not None and writer.poll() is None,
             writer_pid=writer.pid if writer is not None else None,
             last_error=getattr(self, "_last_error", None) or None,
-            sink_state=("unknown", "healthy", "retrying", "permanent_error")[
-                min(int(words[Slot.SINK_STATE]), 3)
-            ],
-            spooled=int(words[Slot.ROWS_SPOOLED]),
-            spooled_batches=int(words[Slot.BATCHES_SPOOLED]),
-            spool_corrupt_files=int(words[Slot.SPOOL_CORRUPT]),
+            sink_state=control.sink_state.name.lower(),
+            spooled=control.get(Counter.ROWS_SPOOLED),
+            spooled_batches=control.get(Counter.BATCHES_SPOOLED),
+            spool_corrupt_files=control.get(Counter.SPOOL_CORRUPT),
+            # what the spool holds now (every writer of this destination's batches)
+            spool_bytes=control.get(Counter.SPOOL_BYTES),
+            spool_batches=control.get(Counter.SPOOL_BATCHES),
+            spool_peak_bytes=control.get(Counter.SPOOL_PEAK_BYTES),
+            spooled_oldest_age_s=(
+                round(max(0.0, (time.time_ns() - oldest_ns) / 1e9), 3) if oldest_ns else None
+            ),
+            spill_bytes_per_s=control.get(Counter.SPILL_RATE),
+            bytes_spilled=control.get(Counter.BYTES_SPILLED),
+            spool_state=control.spool_state.name.lower(),
+            spool_errors=control.get(Counter.SPOOL_ERRORS),
             # rows of batches the destination refused for what they hold, kept on disk
-            set_aside=int(words[Slot.ROWS_SET_ASIDE]),
+            set_aside=control.get(Counter.ROWS_SET_ASIDE),
             queue_sizes={"traces": 0, "metrics": 0, "logs": 0},
         )
         return status

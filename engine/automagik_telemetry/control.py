@@ -1,16 +1,147 @@
-"""The control words of the shared segment, beside the rings: what the writer tells the
-application (messages) and what a writer leaves for the next one (the cut table).
+"""The control words of the shared segment, beside the rings: the writer's counters and states
+(``Control``), what the writer tells the application (``Messages``) and what a writer leaves for
+the next one (``CutTable``). Nothing else indexes the segment's words: a new word is a slot in
+``ring/layout.py`` and a name here.
 
 Every word has one writer process; see ``ring/spsc.py`` for the memory-ordering argument.
 """
 
 from __future__ import annotations
 
+import enum
 import mmap
 import threading
+import time
 
 from .ring.fence import STRONGLY_ORDERED, fence
 from .ring.layout import MESSAGE_BYTES, MESSAGE_SLOTS, MESSAGE_TEXT_MAX, MESSAGES_OFFSET, Slot
+
+
+class Counter(enum.IntEnum):
+    """The writer's counters and gauges (word slots of its line in the header page)."""
+
+    ROWS_SENT = Slot.ROWS_SENT
+    BATCHES_SENT = Slot.BATCHES_SENT
+    SEND_FAILURES = Slot.SEND_FAILURES
+    RETRIES = Slot.RETRIES
+    BYTES_WIRE = Slot.BYTES_WIRE
+    BYTES_RAW = Slot.BYTES_RAW
+    ROWS_SPOOLED = Slot.ROWS_SPOOLED
+    BATCHES_SPOOLED = Slot.BATCHES_SPOOLED
+    ROWS_DROPPED_WRITER = Slot.ROWS_DROPPED_WRITER
+    WRITER_STARTS = Slot.WRITER_STARTS
+    SPOOL_CORRUPT = Slot.SPOOL_CORRUPT
+    ROWS_REJECTED = Slot.ROWS_REJECTED
+    ROWS_SET_ASIDE = Slot.ROWS_SET_ASIDE
+    SPOOL_BYTES = Slot.SPOOL_BYTES
+    SPOOL_BATCHES = Slot.SPOOL_BATCHES
+    SPOOL_PEAK_BYTES = Slot.SPOOL_PEAK_BYTES
+    SPILL_RATE = Slot.SPILL_RATE
+    SPOOL_OLDEST_NS = Slot.SPOOL_OLDEST_NS
+    RESENT_AFTER_TIMEOUT = Slot.RESENT_AFTER_TIMEOUT
+    BYTES_SPILLED = Slot.BYTES_SPILLED
+    SPOOL_ERRORS = Slot.SPOOL_ERRORS
+
+
+class SinkState(enum.IntEnum):
+    UNKNOWN = 0
+    HEALTHY = 1
+    RETRYING = 2
+    PERMANENT_ERROR = 3
+
+
+class SpoolState(enum.IntEnum):
+    USABLE = 0
+    UNWRITABLE = 1  # the disk refused a write (ENOSPC, EIO, read-only): rows stay in the ring
+
+
+class Control:
+    """Named access to the segment's words outside the rings' heads and tails: the writer's
+    counters, states and heartbeat, the application's flush and shutdown requests, and the
+    position below which each ring's rows reached the destination."""
+
+    def __init__(self, words: memoryview) -> None:
+        self.words = words
+
+    # --- counters and gauges (writer-written; the writer's threads serialise on their lock)
+
+    def add(self, counter: Counter, amount: int = 1) -> None:
+        self.words[counter] = int(self.words[counter]) + amount
+
+    def get(self, counter: Counter) -> int:
+        return int(self.words[counter])
+
+    def set(self, counter: Counter, value: int) -> None:
+        self.words[counter] = value
+
+    def counters(self) -> dict[str, int]:
+        """Every counter by its lower-case name."""
+        return {c.name.lower(): int(self.words[c]) for c in Counter}
+
+    @property
+    def sink_state(self) -> SinkState:
+        return SinkState(min(int(self.words[Slot.SINK_STATE]), SinkState.PERMANENT_ERROR))
+
+    @sink_state.setter
+    def sink_state(self, state: SinkState) -> None:
+        self.words[Slot.SINK_STATE] = state
+
+    @property
+    def spool_state(self) -> SpoolState:
+        return SpoolState(min(int(self.words[Slot.SPOOL_STATE]), SpoolState.UNWRITABLE))
+
+    @spool_state.setter
+    def spool_state(self, state: SpoolState) -> None:
+        self.words[Slot.SPOOL_STATE] = state
+
+    # --- the writer's presence
+
+    def writer_started(self, pid: int) -> None:
+        self.words[Slot.WRITER_PID] = pid
+        self.add(Counter.WRITER_STARTS)
+
+    def writer_stopped(self) -> None:
+        self.words[Slot.WRITER_PID] = 0
+
+    def beat(self) -> None:
+        self.words[Slot.HEARTBEAT_NS] = time.time_ns()
+
+    @property
+    def heartbeat_ns(self) -> int:
+        return int(self.words[Slot.HEARTBEAT_NS])
+
+    # --- the application's requests
+
+    def request_shutdown(self) -> None:
+        self.words[Slot.SHUTDOWN] = 1
+
+    @property
+    def shutdown_requested(self) -> bool:
+        return bool(self.words[Slot.SHUTDOWN])
+
+    def request_flush(self, kind: int, target: int) -> None:
+        """Ask the writer to deliver ring ``kind`` up to ``target`` now (never lowered)."""
+        slot = Slot.ring(kind, Slot.FLUSH_REQUEST)
+        if int(self.words[slot]) < target:
+            self.words[slot] = target
+
+    def flush_target(self, kind: int) -> int:
+        return int(self.words[Slot.ring(kind, Slot.FLUSH_REQUEST)])
+
+    # --- delivery
+
+    def delivered(self, kind: int) -> int:
+        """Position below which every row of ring ``kind`` reached the destination itself."""
+        return int(self.words[Slot.ring(kind, Slot.DELIVERED)])
+
+    def mark_delivered(self, kind: int, position: int) -> None:
+        slot = Slot.ring(kind, Slot.DELIVERED)
+        if position > int(self.words[slot]):
+            self.words[slot] = position
+
+    def refused_rows(self) -> int:
+        """Rows the destination refused for what they hold (set aside, or not kept)."""
+        return self.get(Counter.ROWS_SET_ASIDE) + self.get(Counter.ROWS_REJECTED)
 
 
 class Messages:

@@ -1,9 +1,12 @@
 """A bounded on-disk spool of batches that could not be delivered.
 
-A batch whose retries are spent is written here, already framed and compressed, with its
-deduplication token, so that the ring can move on: the application is never blocked by an
+The writer puts a batch here, as the ring's rows (LZ4-framed by the writer) with its
+deduplication token, whenever it cannot leave soon enough (the destination is down, slow, or
+asks for a pause), so that the ring can move on: the application is never blocked by an
 outage and nothing it tracked is lost. Batches are replayed oldest first as soon as the sink
-answers again, and deleted only after the sink acknowledged them.
+answers again, and deleted only after the sink acknowledged them. A batch still in flight can
+be kept here too, *claimed* by its writer from the start (``put_claimed``): nobody replays it
+unless its send fails (``release``) or its writer dies.
 
 One directory per destination (several applications may share it: their writers all replay what
 is there). One file per batch, named ``<time_ns>-<pid>-<kind>.batch`` (names sort oldest first),
@@ -18,12 +21,15 @@ The spool is bounded (``max_bytes``). When a batch does not fit, the policy deci
 oldest batches and drop the new one (``drop_newest``, the default: what is spooled is already
 promised to nobody but is older, hence more likely to matter for a gap), or drop the oldest
 until it fits (``drop_oldest``). Every drop is counted (rows and batches) for ``get_status()``.
+A write the disk refuses (ENOSPC, EIO, a read-only directory) is not a drop: ``put`` says
+``Stored.FAILED``, nothing already spooled is touched, and the caller keeps the batch.
 Credentials are never written: a replayed batch gets the sink's current URL and headers.
 """
 
 from __future__ import annotations
 
 import contextlib
+import enum
 import logging
 import os
 import time
@@ -52,6 +58,22 @@ class SpoolHeader(msgspec.Struct, frozen=True):
     crc32: int
 
 
+class Stored(enum.Enum):
+    STORED = "stored"
+    FULL = "full"  # no room under max_bytes: dropped by the policy, counted
+    FAILED = "failed"  # the disk refused the write: not counted as a drop, the caller keeps it
+
+
+@dataclass(frozen=True)
+class SpoolLevel:
+    """What the spool holds now: batch files (claimed ones included), their bytes, and the
+    time_ns in the name of the oldest (0 when empty)."""
+
+    batches: int
+    bytes: int
+    oldest_ns: int
+
+
 @dataclass(frozen=True)
 class SpooledBatch:
     path: Path
@@ -77,6 +99,7 @@ class Spool:
         self._pid = os.getpid()
         self._last_name = 0
         self._ready = False
+        self.last_error: OSError | None = None  # the last write the disk refused
 
     def _open(self) -> None:
         """Create the directory; release what writers that are gone left claimed."""
@@ -117,19 +140,38 @@ class Spool:
         return len(self._entries())
 
     def put(self, kind: int, rows: int, token: str, encoding: str, body: bytes) -> bool:
-        """Write a batch durably. False when it was dropped (spool full and drop_newest, or
-        the disk refused it); the drop is counted."""
-        self._open()
+        """Write a batch durably. False when it was not kept (spool full and drop_newest,
+        counted as a drop, or the disk refused it: see ``store``)."""
+        return self.store(kind, rows, token, encoding, body)[0] is Stored.STORED
+
+    def put_claimed(
+        self, kind: int, rows: int, token: str, encoding: str, body: bytes
+    ) -> tuple[Stored, SpooledBatch | None]:
+        """Write a batch durably, already claimed by this process: a copy of a batch still in
+        flight, replayed by nobody unless released (or its process dies)."""
+        return self.store(kind, rows, token, encoding, body, claimed=True)
+
+    def store(
+        self, kind: int, rows: int, token: str, encoding: str, body: bytes, *,
+        claimed: bool = False,
+    ) -> tuple[Stored, SpooledBatch | None]:  # fmt: skip
+        """Write a batch durably (temporary file, fsync, rename, fsync of the directory)."""
+        try:
+            self._open()
+        except OSError as exc:
+            log.debug("cannot open the spool at %s: %s", self.directory, exc)
+            return Stored.FAILED, None
         header = SpoolHeader(FORMAT_VERSION, kind, rows, token, encoding, len(body),
                              zlib.crc32(body))  # fmt: skip
         head = msgspec.json.encode(header) + b"\n"
         size = len(head) + len(body)
         if not self._make_room(size):
             self._count_drop(rows)
-            return False
+            return Stored.FULL, None
         name = max(time.time_ns(), self._last_name + 1)
         self._last_name = name
         path = self.directory / f"{name:020d}-{self._pid}-{kind}{SUFFIX}"
+        final = path.with_name(f"{path.name}.claimed-{self._pid}") if claimed else path
         temporary = path.with_name(f"{path.name}.tmp-{self._pid}")
         try:
             with open(temporary, "wb") as out:
@@ -137,16 +179,34 @@ class Spool:
                 out.write(body)
                 out.flush()
                 os.fsync(out.fileno())
-            os.replace(temporary, path)
+            os.replace(temporary, final)
             _fsync_directory(self.directory)
         except OSError as exc:
-            temporary.unlink(missing_ok=True)
-            log.warning("cannot spool a batch of %d rows to %s: %s", rows, self.directory, exc)
-            self._count_drop(rows)
-            return False
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)
+            self.last_error = exc
+            log.debug("cannot spool a batch of %d rows to %s: %s", rows, self.directory, exc)
+            return Stored.FAILED, None
         self.stats.batches_written += 1
         self.stats.rows_written += rows
-        return True
+        return Stored.STORED, SpooledBatch(final, header, body)
+
+    def level(self) -> SpoolLevel:
+        """Batches and bytes in the spool now, and the age of the oldest (one directory scan)."""
+        try:
+            self._open()
+            entries = self._entries(claimed=True)
+        except OSError:
+            return SpoolLevel(0, 0, 0)
+        total = 0
+        oldest = 0
+        for entry in entries:
+            with contextlib.suppress(FileNotFoundError):
+                total += entry.stat().st_size
+            stamp = entry.name.split("-", 1)[0]
+            if stamp.isdigit() and (not oldest or int(stamp) < oldest):
+                oldest = int(stamp)
+        return SpoolLevel(len(entries), total, oldest)
 
     def _make_room(self, size: int) -> bool:
         used = self.used_bytes

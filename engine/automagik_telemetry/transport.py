@@ -1,13 +1,12 @@
-"""HTTP delivery pieces shared by the sinks: codecs, the connection pool, outcomes, retry policy.
+"""HTTP delivery pieces shared by the sinks: codecs, the connection pool, outcomes.
 
 Nothing here knows about ClickHouse or OTLP: a sink plans its request (URL, headers, body) and
-classifies the answer; this module compresses, sends, and decides how long to wait before the
-next attempt. Back-off and ``Retry-After`` parsing come from ``urllib3.util.Retry``.
+classifies the answer; this module compresses and sends (how long to wait before the next
+attempt is ``retry.py``'s). ``Retry-After`` parsing comes from ``urllib3.util.Retry``.
 """
 
 from __future__ import annotations
 
-import time
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,7 +19,6 @@ from urllib3.util import Retry
 from .__about__ import __version__
 
 USER_AGENT: Final = f"automagik-telemetry/{__version__}"
-RETRYABLE_STATUS: Final = frozenset({408, 429, 500, 502, 503, 504})
 
 
 # --- codecs ---------------------------------------------------------------------------------
@@ -113,14 +111,13 @@ class Outcome:
     # not ok: the request was larger than the destination takes (HTTP 413); the writer
     # sends the batch again in halves
     too_large: bool = False
-    response: urllib3.BaseHTTPResponse | None = field(default=None, repr=False, compare=False)
+    # not ok: no answer came within the timeout; the request may still have landed, so sending
+    # the batch again may store it twice where the destination cannot deduplicate
+    timed_out: bool = False
 
     @classmethod
     def delivered(cls, status: int = 200) -> Outcome:
         return cls(ok=True, status=status)
-
-
-OK: Final = Outcome(ok=True)
 
 
 # --- HTTP -----------------------------------------------------------------------------------
@@ -183,6 +180,16 @@ class HttpClient:
         self._pool.clear()
 
 
+def connection_failure(exc: Exception, message: Callable[[str], str]) -> Outcome:
+    """A request that got no answer (refused, reset, timed out): worth another attempt;
+    ``message(cause)`` says where and how to fix it."""
+    cause = describe_connection_error(exc)
+    return Outcome(
+        ok=False, retryable=True, key=f"connect:{cause}", message=message(cause),
+        timed_out=cause == "timed out",
+    )  # fmt: skip
+
+
 def describe_connection_error(exc: Exception) -> str:
     """The root cause of a urllib3 error, without the noise of its wrappers."""
     reason = getattr(exc, "reason", None) or exc
@@ -194,50 +201,7 @@ def describe_connection_error(exc: Exception) -> str:
     return text
 
 
-# --- retry policy ---------------------------------------------------------------------------
-
-
-class RetrySchedule:
-    """Waits between attempts of one batch: exponential back-off with jitter, capped, and
-    ``Retry-After`` honoured when the server sends it. Built on ``urllib3.util.Retry``."""
-
-    def __init__(self, max_retries: int, backoff_base: float, *, backoff_max: float = 30.0) -> None:
-        self._retry = Retry(
-            total=max_retries,
-            connect=None,
-            read=None,
-            status=None,
-            backoff_factor=backoff_base,
-            backoff_max=backoff_max,
-            backoff_jitter=backoff_base / 2,
-            respect_retry_after_header=True,
-            allowed_methods=None,
-            raise_on_status=False,
-        )
-        self.backoff_max = backoff_max
-
-    @property
-    def attempts_left(self) -> int:
-        total = self._retry.total
-        return int(total) if isinstance(total, int) else 0
-
-    def next_wait(self, outcome: Outcome) -> float | None:
-        """Seconds to wait before the next attempt, or None when the retries are spent."""
-        if self.attempts_left <= 0:
-            return None
-        self._retry = self._retry.new(
-            total=self.attempts_left - 1,
-            history=(*self._retry.history, _history_entry(outcome)),
-        )
-        backoff = self._retry.get_backoff_time()
-        if outcome.retry_after is not None:
-            return min(max(outcome.retry_after, backoff), self.backoff_max * 4)
-        # urllib3 waits nothing before the second attempt; we wait the base at least.
-        return max(backoff, self._retry.backoff_factor)
-
-
-def _history_entry(outcome: Outcome) -> urllib3.util.retry.RequestHistory:
-    return urllib3.util.retry.RequestHistory("POST", None, None, outcome.status, None)
+# --- answers ---------------------------------------------------------------------------------
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
@@ -249,15 +213,3 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
         return max(0.0, Retry().parse_retry_after(value))
     except urllib3.exceptions.InvalidHeader:
         return None
-
-
-def wait(seconds: float, stop: Callable[[], bool], step: float = 0.05) -> bool:
-    """Sleep up to ``seconds``, waking early when ``stop()`` turns true. True if stopped early."""
-    deadline = time.monotonic() + seconds
-    while True:
-        if stop():
-            return True
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return False
-        time.sleep(min(step, left))

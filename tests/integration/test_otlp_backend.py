@@ -32,7 +32,7 @@ from automagik_telemetry.rows.compact import CompactRows
 from automagik_telemetry.rows.otlp_json import OtlpJsonRows
 from automagik_telemetry.rows.otlp_protobuf import OtlpProtobufRows
 from automagik_telemetry.spool import Spool
-from automagik_telemetry.writer.loop import SPOOL_ENCODING
+from automagik_telemetry.writer.spooling import SPOOL_ENCODING
 from tests.support import shm_segments
 from tests.support.otlp import assert_no_unknown_fields, attribute_dict, key_values
 

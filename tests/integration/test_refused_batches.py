@@ -17,7 +17,7 @@ import pytest
 
 from automagik_telemetry import AutomagikTelemetry
 from automagik_telemetry.sinks.clickhouse import schema_statements
-from automagik_telemetry.writer.loop import SET_ASIDE_DIRECTORY
+from automagik_telemetry.writer.spooling import SET_ASIDE_DIRECTORY
 from tests.support import ClickHouseDatabase
 
 

@@ -67,6 +67,15 @@ class Slot:
     ROWS_REJECTED: Final = 46  # rows the destination refused and nothing could keep
     ROWS_SET_ASIDE: Final = 47  # rows of batches the destination refused, kept on disk
     MESSAGE_COUNT: Final = 48  # messages the writer has published (see MESSAGES_OFFSET)
+    SPOOL_BYTES: Final = 49  # bytes in this destination's spool now (gauge)
+    SPOOL_BATCHES: Final = 50  # batch files in it now (gauge)
+    SPOOL_PEAK_BYTES: Final = 51  # the most SPOOL_BYTES has been since the segment was made
+    SPILL_RATE: Final = 52  # bytes/s written to the spool, over the last few seconds
+    SPOOL_OLDEST_NS: Final = 53  # time_ns of the oldest batch in the spool, 0 when empty
+    SPOOL_STATE: Final = 54  # 0 usable, 1 unwritable (disk error), see control.SpoolState
+    RESENT_AFTER_TIMEOUT: Final = 55  # batches sent again after an attempt that timed out
+    BYTES_SPILLED: Final = 56  # ring bytes written to the spool
+    SPOOL_ERRORS: Final = 57  # writes the disk refused (ENOSPC, EIO, read-only)
     # per ring: RING_BASE + kind * RING_STRIDE + offset
     RING_BASE: Final = 64
     RING_STRIDE: Final = 64

@@ -23,18 +23,21 @@ from typing import Final
 
 import urllib3
 
+from ..retry import RETRYABLE_STATUS as SHARED_RETRYABLE_STATUS
 from ..rows.clickhouse import complete_rows
 from ..transport import (
-    RETRYABLE_STATUS,
     USER_AGENT,
     Codec,
     HttpClient,
     Outcome,
     Prepared,
     codec,
-    describe_connection_error,
+    connection_failure,
     parse_retry_after,
 )
+
+# ClickHouse answers 500 for errors that pass (a merge, a replica): worth another attempt.
+RETRYABLE_STATUS: Final = SHARED_RETRYABLE_STATUS | {500}
 
 # Settings sent with every insert when the server knows them.
 INSERT_SETTINGS: Final = {
@@ -194,12 +197,9 @@ def classify(
 
 
 def connection_outcome(exc: Exception, endpoint: str) -> Outcome:
-    cause = describe_connection_error(exc)
-    return Outcome(
-        ok=False,
-        retryable=True,
-        key=f"connect:{cause}",
-        message=(
+    return connection_failure(
+        exc,
+        lambda cause: (
             f"cannot reach ClickHouse at {endpoint}: {cause}. Fix: start the server or set "
             "clickhouse_endpoint (AUTOMAGIK_TELEMETRY_CLICKHOUSE_ENDPOINT); rows are kept and "
             "retried"

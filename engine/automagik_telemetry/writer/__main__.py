@@ -8,7 +8,6 @@ import sys
 
 import msgspec
 
-from ..ring.layout import Slot
 from ..ring.segment import SharedSegment, lock_segment, segment_names
 from ..settings import WriterSettings
 from .loop import Writer, build_sink, log
@@ -39,7 +38,7 @@ def main() -> int:
         # Asked to stop, or orphaned: either way nobody needs the segment after us. Stopped by
         # a signal while the application lives: keep the segment, the client restarts us.
         done = writer.shutdown_requested() or writer.producer_gone()
-        writer.words[Slot.WRITER_PID] = 0
+        writer.control.writer_stopped()
         writer.close(unlink=done)
     return 0
 

@@ -3,8 +3,9 @@
 The application side (``otlp_row_encoder``, ``writer_options``) resolves the destination
 (``sinks/otlp/config.py``); each track call is encoded once, compactly (``rows/compact.py``). The
 writer side (``OtlpSink``) builds each request once per batch: it decodes the batch with one
-msgspec call, spells every row out in the protocol's wire form (``rows/otlp_json.py``, ``rows/otlp_protobuf.py``: typed attribute
-values, hex or binary ids, lowerCamelCase names) and frames the rows:
+msgspec call, spells every row out in the protocol's wire form (``rows/otlp_json.py``,
+``rows/otlp_protobuf.py``: typed attribute values, hex or binary ids, lowerCamelCase names) and
+frames the rows:
 
 * JSON (``http/json``): ``{"resourceSpans":[{"resource":{...},"scopeSpans":[{"scope":{...},
   "spans":[`` + the rows joined with ``,`` + ``]}]}]}``; ``resourceMetrics`` / ``scopeMetrics`` /
@@ -53,6 +54,7 @@ from typing import TYPE_CHECKING, Final
 
 import urllib3
 
+from ...retry import RETRYABLE_STATUS
 from ...ring.layout import KIND_METRIC, KIND_TRACE
 from ...rows.compact import decode_batch, is_compact
 from ...rows.framing import split_delimited, split_sized
@@ -67,7 +69,7 @@ from ...transport import (
     Outcome,
     Prepared,
     codec,
-    describe_connection_error,
+    connection_failure,
     parse_retry_after,
 )
 from .config import SIGNALS, redact_url
@@ -80,7 +82,6 @@ log = logging.getLogger("automagik_telemetry.otlp")
 
 JSON_TYPE: Final = "application/json"
 PROTOBUF_TYPE: Final = "application/x-protobuf"
-RETRYABLE_STATUS: Final = frozenset({408, 429, 502, 503, 504})
 MAX_MESSAGE: Final = 500
 
 # JSON envelope names per signal: (resource list, scope list, item list).
@@ -325,12 +326,9 @@ def classify(
 
 
 def connection_outcome(exc: Exception, url: str) -> Outcome:
-    cause = describe_connection_error(exc)
-    return Outcome(
-        ok=False,
-        retryable=True,
-        key=f"connect:{cause}",
-        message=(
+    return connection_failure(
+        exc,
+        lambda cause: (
             f"cannot reach the OTLP receiver at {redact_url(url)}: {cause}. Fix: start the "
             "collector or set endpoint (AUTOMAGIK_TELEMETRY_ENDPOINT or "
             "OTEL_EXPORTER_OTLP_ENDPOINT); rows are kept and retried"
