@@ -2,6 +2,9 @@
 
 Servers are started by the tests themselves on loopback and stopped by them. A server the suite
 needs but cannot find is a failure, never a skip: CI installs it (see scripts/test.sh).
+
+Every test under ``tests/integration`` and ``tests/faults`` is marked ``integration`` here, in
+one place (``-m "not integration"`` runs the unit tests alone).
 """
 
 from __future__ import annotations
@@ -16,6 +19,16 @@ import pytest
 from automagik_telemetry.localservers.clickhouse import LocalClickHouse
 from automagik_telemetry.sinks.clickhouse import schema_statements
 from tests.support import ClickHouseDatabase
+
+TESTS = Path(__file__).resolve().parent
+INTEGRATION_SUITES = (TESTS / "integration", TESTS / "faults")
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(item.path.is_relative_to(suite) for suite in INTEGRATION_SUITES):
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(autouse=True)
