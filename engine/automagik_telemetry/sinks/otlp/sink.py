@@ -3,8 +3,9 @@
 The application side (``otlp_row_encoder``, ``writer_options``) resolves the destination
 (``sinks/otlp/config.py``); each track call is encoded once, compactly (``rows/compact.py``). The
 writer side (``OtlpSink``) builds each request once per batch: it decodes the batch with one
-msgspec call, spells every row out in the protocol's wire form (``rows/otlp_json.py``, ``rows/otlp_protobuf.py``: typed attribute
-values, hex or binary ids, lowerCamelCase names) and frames the rows:
+msgspec call, spells every row out in the protocol's wire form (``rows/otlp_json.py``,
+``rows/otlp_protobuf.py``: typed attribute values, hex or binary ids, lowerCamelCase names) and
+frames the rows:
 
 * JSON (``http/json``): ``{"resourceSpans":[{"resource":{...},"scopeSpans":[{"scope":{...},
   "spans":[`` + the rows joined with ``,`` + ``]}]}]}``; ``resourceMetrics`` / ``scopeMetrics`` /
