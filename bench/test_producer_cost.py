@@ -18,7 +18,7 @@ import pytest
 
 from automagik_telemetry import AutomagikTelemetry, MetricType
 from automagik_telemetry.benchmark.workload import EVENT, Workload, operations
-from automagik_telemetry.localservers.clickhouse import LocalClickHouse
+from automagik_telemetry.local_clickhouse import LocalClickHouse
 from automagik_telemetry.ring.layout import KIND_TRACE
 from automagik_telemetry.ring.segment import create_segment
 from automagik_telemetry.ring.spsc import RingReader, RingWriter

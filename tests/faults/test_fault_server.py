@@ -8,7 +8,7 @@ import time
 import pytest
 import urllib3
 
-from automagik_telemetry.localservers.clickhouse import LocalClickHouse
+from automagik_telemetry.local_clickhouse import LocalClickHouse
 from tests.support import process_alive
 from tests.support.http_front import DROP, Answer, HttpFront
 

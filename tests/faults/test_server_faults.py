@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from automagik_telemetry import AutomagikTelemetry
-from automagik_telemetry.localservers.clickhouse import LocalClickHouse
+from automagik_telemetry.local_clickhouse import LocalClickHouse
 from automagik_telemetry.sinks.clickhouse import schema_statements
 from tests.faults.conftest import ClientFactory
 from tests.faults.helpers import (

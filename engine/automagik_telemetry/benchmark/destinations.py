@@ -95,7 +95,7 @@ class ClickHouseTarget:
     ) -> None:
         self.server: Any = None
         if url is None:
-            from ..localservers.clickhouse import LocalClickHouse
+            from ..local_clickhouse import LocalClickHouse
 
             self.server = LocalClickHouse()
             self.server.start()
