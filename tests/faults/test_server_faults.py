@@ -35,7 +35,7 @@ from tests.faults.helpers import (
 )
 from tests.faults.report import ScenarioRecord
 from tests.support import process_alive
-from tests.support.http_front import Answer, HttpFront
+from tests.support.servers.http_front import Answer, HttpFront
 
 ROWS = 3000
 SPOOL_LIMIT = 20_000  # bytes: about half of ROWS rows, LZ4-framed

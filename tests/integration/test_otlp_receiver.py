@@ -17,6 +17,7 @@ import threading
 import time
 import zlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -46,7 +47,7 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2 as m
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from automagik_telemetry.localservers.otlp_receiver import OtlpReceiver, Response
+from tests.support.servers.otlp_receiver import OtlpReceiver, Response
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -1213,7 +1214,7 @@ def test_cli_runs_in_the_foreground_and_prints_counts() -> None:
         [
             sys.executable,
             "-m",
-            "automagik_telemetry.localservers.otlp_receiver",
+            "tests.support.servers.otlp_receiver",
             "--port",
             "0",
             "--interval",
@@ -1221,6 +1222,7 @@ def test_cli_runs_in_the_foreground_and_prints_counts() -> None:
         ],
         stdout=subprocess.PIPE,
         text=True,
+        cwd=Path(__file__).resolve().parents[2],  # the checkout: tests.support is found there
     ) as process:
         assert process.stdout is not None
         try:

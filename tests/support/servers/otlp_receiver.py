@@ -31,7 +31,7 @@ with the empty ``Export*ServiceResponse`` in the request's encoding; it is recor
 :attr:`OtlpReceiver.rejected_requests` otherwise. Protocol errors (400/404/405/411/413/415) never
 consume a scripted response.
 
-Run ``python -m automagik_telemetry.localservers.otlp_receiver [--port N]`` to keep a receiver in
+Run ``python -m tests.support.servers.otlp_receiver [--port N]`` to keep a receiver in
 the foreground, printing what it got every few seconds, until Ctrl-C.
 
 Needs the ``otlp-proto`` extra (``opentelemetry-proto`` and ``protobuf``).
@@ -933,7 +933,7 @@ def _has_body(handler: _Handler) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a receiver in the foreground, printing counts every ``--interval`` seconds."""
     parser = argparse.ArgumentParser(
-        prog="python -m automagik_telemetry.localservers.otlp_receiver",
+        prog="python -m tests.support.servers.otlp_receiver",
         description="A throwaway OTLP/HTTP receiver that decodes and counts what it gets.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
