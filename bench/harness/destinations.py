@@ -26,7 +26,13 @@ from typing import Any
 
 import urllib3
 
-from ..sinks.clickhouse import MIN_SCHEMA_VERSION, auth_headers, is_loopback, schema_statements
+from automagik_telemetry.sinks.clickhouse import (
+    MIN_SCHEMA_VERSION,
+    auth_headers,
+    is_loopback,
+    schema_statements,
+)
+
 from .workload import probe_seq
 
 
@@ -95,7 +101,7 @@ class ClickHouseTarget:
     ) -> None:
         self.server: Any = None
         if url is None:
-            from ..local_clickhouse import LocalClickHouse
+            from automagik_telemetry.local_clickhouse import LocalClickHouse
 
             self.server = LocalClickHouse()
             self.server.start()
