@@ -28,15 +28,17 @@ import sys
 import tempfile
 import time
 import timeit
+from pathlib import Path
 from typing import Any
 
 from automagik_telemetry import AutomagikTelemetry
 
+ROOT = Path(__file__).resolve().parents[1]
 ATTRS = {"user": "alice", "count": 3, "ok": True}
 ENCODE_IN = ("writer", "caller")
 RECEIVER = """
 import json, sys
-from automagik_telemetry.localservers.otlp_receiver import OtlpReceiver
+from tests.support.servers.otlp_receiver import OtlpReceiver
 with OtlpReceiver(validate=False, max_body_bytes=64 << 20) as rx:
     print(rx.url, flush=True)
     for line in sys.stdin:
@@ -73,6 +75,7 @@ class ReceiverProcess:
     def __init__(self, code: str = RECEIVER) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-c", code],
+            cwd=ROOT,  # the receiver is tests/support/servers/otlp_receiver.py of this checkout
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

@@ -11,7 +11,7 @@ same process, chunk for chunk in random order, so both meet the same machine. In
 * ``span 8 repeated``: one event with 8 attributes (str, int, bool, str, str, float, int, str),
   the same dict every call: every value repeats, as most attribute values do;
 * ``span workload``: ``--events`` distinct events of the harness's workload
-  (``automagik_telemetry.benchmark.workload``): 8 attributes, among them a unique
+  (``bench.harness.workload``): 8 attributes, among them a unique
   ``request_id`` and a high-cardinality ``duration_ms``;
 * ``span workload+UA``: the same with a 9th attribute, a user agent of 84 characters;
 * ``span no attrs``: the part of a span that is not its attributes;
@@ -35,12 +35,15 @@ import sys
 import time
 import types
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from automagik_telemetry.benchmark.workload import EVENT, LOG, METRIC, Workload, operations
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout: bench.harness
+
 from automagik_telemetry.rows.otlp_json import OtlpJsonRows
 from automagik_telemetry.rows.otlp_protobuf import OtlpProtobufRows
 from automagik_telemetry.schema import LogSeverity, MetricType
+from bench.harness.workload import EVENT, LOG, METRIC, Workload, operations
 
 NOW = time.time_ns()
 CHUNK = 1000

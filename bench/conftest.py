@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from automagik_telemetry.localservers.clickhouse import LocalClickHouse
+from automagik_telemetry.local_clickhouse import LocalClickHouse
 from automagik_telemetry.sinks.clickhouse import schema_statements
 
 

@@ -7,7 +7,7 @@
 
 (``--benchmark-json=bench/results/hot-paths.json`` writes one run where you want it.) Every
 benchmark has explicit rounds and warm-up rounds (``pedantic``), so two runs do the same work.
-The inputs are the harness's own workload (``automagik_telemetry.benchmark.workload``): the rows
+The inputs are the harness's own workload (``bench.harness.workload``): the rows
 the engine really encodes, not toy ones. Each round does ``ROWS`` rows (or one batch); the
 per-row time is in ``extra_info["ns_per_row"]``.
 """
@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 
-from automagik_telemetry.benchmark.workload import EVENT, METRIC, Workload, operations
 from automagik_telemetry.resource import Resource
 from automagik_telemetry.ring.layout import KIND_TRACE
 from automagik_telemetry.ring.segment import create_segment
@@ -33,6 +32,7 @@ from automagik_telemetry.rows.clickhouse import (
 from automagik_telemetry.rows.framing import split_lines
 from automagik_telemetry.schema import MetricType
 from automagik_telemetry.transport import codec
+from bench.harness.workload import EVENT, METRIC, Workload, operations
 
 ROWS = 1000
 ROUNDS = 200

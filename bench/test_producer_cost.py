@@ -4,7 +4,7 @@
 
 Each round makes ``CALLS`` calls; pytest-benchmark reports time per round, so divide by CALLS
 (the harness prints ns per call in ``extra_info``). The OTLP cases track the harness's own events
-(``automagik_telemetry.benchmark.workload``: 8 attributes, a unique request id and duration
+(``bench.harness.workload``: 8 attributes, a unique request id and duration
 among them), all distinct, through a client whose writer has nowhere to deliver (the ring holds
 every row), so they measure the calling thread: encoding, the lock, the ring."""
 
@@ -17,12 +17,12 @@ from collections.abc import Iterator
 import pytest
 
 from automagik_telemetry import AutomagikTelemetry, MetricType
-from automagik_telemetry.benchmark.workload import EVENT, Workload, operations
-from automagik_telemetry.localservers.clickhouse import LocalClickHouse
+from automagik_telemetry.local_clickhouse import LocalClickHouse
 from automagik_telemetry.ring.layout import KIND_TRACE
 from automagik_telemetry.ring.segment import create_segment
 from automagik_telemetry.ring.spsc import RingReader, RingWriter
 from automagik_telemetry.rows.clickhouse import ClickHouseRows
+from bench.harness.workload import EVENT, Workload, operations
 
 CALLS = 1000
 ROUNDS = 300

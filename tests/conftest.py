@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from automagik_telemetry.localservers.clickhouse import LocalClickHouse
+from automagik_telemetry.local_clickhouse import LocalClickHouse
 from automagik_telemetry.sinks.clickhouse import schema_statements
 from tests.support import ClickHouseDatabase
 

@@ -1,13 +1,18 @@
-"""The ``automagik-telemetry`` command: demo, schema, config, bench."""
+"""The ``automagik-telemetry`` command: demo, schema, config, and bench (the harness of a checkout,
+imported only by that command)."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Final
 
 from . import __version__
 from .config import options_markdown
@@ -118,10 +123,36 @@ def _config(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bench(args: argparse.Namespace) -> int:
-    from .benchmark import main as bench_main
+HARNESS_MISSING: Final = """\
+automagik-telemetry bench: the benchmark harness is not installed with this package.
+It is not part of the package: it is bench/harness/ of a checkout of the automagik-telemetry
+repository, found when the package is installed from that checkout in editable mode:
 
-    return bench_main(args)
+    cd automagik-telemetry            # a checkout
+    pip install -e '.[bench]'         # the package, editable, and the harness's pinned peers
+    automagik-telemetry bench
+"""
+
+
+def load_harness() -> ModuleType | None:
+    """The benchmark harness, ``bench.harness`` of the checkout this package was imported from
+    (an editable install, or ``engine/`` on ``PYTHONPATH``), with that checkout's root put on
+    ``sys.path``; None when there is no such checkout (an installed wheel carries no harness)."""
+    checkout = Path(__file__).resolve().parents[2]  # <checkout>/engine/automagik_telemetry/
+    if not (checkout / "bench" / "harness" / "__init__.py").is_file():
+        return None
+    if str(checkout) not in sys.path:
+        sys.path.insert(0, str(checkout))
+    return importlib.import_module("bench.harness")
+
+
+def _bench(argv: Sequence[str]) -> int:
+    harness = load_harness()
+    if harness is None:
+        print(HARNESS_MISSING, end="", file=sys.stderr)
+        return 2
+    code: int = harness.main(argv)
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -140,14 +171,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     schema.set_defaults(run=_schema)
     config = commands.add_parser("config", help="print the table of options (Markdown)")
     config.set_defaults(run=_config)
-    bench = commands.add_parser(
-        "bench", help="measure the backends and the peers on this machine and these servers"
+    commands.add_parser(
+        "bench",
+        help="measure the backends and the peers on this machine and these servers (the "
+        "harness of a checkout: bench/harness; see 'bench --help')",
+        add_help=False,
     )
-    from .benchmark.runner import add_arguments as bench_arguments
-
-    bench_arguments(bench)
-    bench.set_defaults(run=_bench)
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["bench"]:  # the harness parses its own arguments
+        return _bench(arguments[1:])
+    args = parser.parse_args(arguments)
     code: int = args.run(args)
     return code
 

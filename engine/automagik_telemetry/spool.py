@@ -214,6 +214,14 @@ class Spool:
             return True
         if self.policy != "drop_oldest" or size > self.max_bytes:
             return False
+        # Batches being replayed cannot be dropped: if what is left cannot make the room,
+        # drop nothing old for a batch that would not fit anyway.
+        droppable = 0
+        for entry in self._entries():
+            with contextlib.suppress(FileNotFoundError):
+                droppable += entry.stat().st_size
+        if used - droppable + size > self.max_bytes:
+            return False
         for entry in sorted(self._entries(), key=lambda e: e.name):
             if used + size <= self.max_bytes:
                 break

@@ -196,6 +196,10 @@ def describe_connection_error(exc: Exception) -> str:
     text = str(reason)
     if "Connection refused" in text:
         return "connection refused"
+    # urllib3 2.x's NewConnectionError (a name that does not resolve, no route to the host)
+    # subclasses ConnectTimeoutError: a connection that failed at once is not a timeout
+    if isinstance(reason, urllib3.exceptions.NewConnectionError):
+        return text
     if isinstance(reason, urllib3.exceptions.TimeoutError) or "timed out" in text.lower():
         return "timed out"
     return text

@@ -19,4 +19,4 @@ else
 fi
 
 export PYTHONPATH="$repo_root/engine${PYTHONPATH:+:$PYTHONPATH}"
-exec "$python" -m automagik_telemetry.localservers.clickhouse "$@"
+exec "$python" -m automagik_telemetry.local_clickhouse "$@"

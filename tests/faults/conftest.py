@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from automagik_telemetry import AutomagikTelemetry
-from automagik_telemetry.localservers.clickhouse import LocalClickHouse
+from automagik_telemetry.local_clickhouse import LocalClickHouse
 from automagik_telemetry.sinks.clickhouse import schema_statements
 from tests.faults.helpers import FaultDatabase, ensure_running, reap_writer
 from tests.faults.report import REPORT, RESULTS, ScenarioRecord, write_markdown

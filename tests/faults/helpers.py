@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from automagik_telemetry import AutomagikTelemetry
-from automagik_telemetry.localservers.clickhouse import LocalClickHouse
+from automagik_telemetry.local_clickhouse import LocalClickHouse
 from tests.support import ClickHouseDatabase, process_alive
 
 # Small, fast settings: several batches per scenario, failures noticed within a second.

@@ -8,9 +8,9 @@ import time
 import pytest
 import urllib3
 
-from automagik_telemetry.localservers.clickhouse import LocalClickHouse
+from automagik_telemetry.local_clickhouse import LocalClickHouse
 from tests.support import process_alive
-from tests.support.http_front import DROP, Answer, HttpFront
+from tests.support.servers.http_front import DROP, Answer, HttpFront
 
 
 def test_kill_halt_restart_pause_keep_port_data_and_user() -> None:

@@ -38,7 +38,7 @@ from tests.faults.helpers import (
 )
 from tests.faults.report import ScenarioRecord
 from tests.support import process_alive, shm_segments
-from tests.support.http_front import HttpFront
+from tests.support.servers.http_front import HttpFront
 
 ROOT = Path(__file__).resolve().parents[2]
 KILLS = 10

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from automagik_telemetry import AutomagikTelemetry
-from automagik_telemetry.localservers.clickhouse import LocalClickHouse
+from automagik_telemetry.local_clickhouse import LocalClickHouse
 from tests.faults.conftest import ClientFactory
 from tests.faults.helpers import FaultDatabase, numbers, wait_until
 from tests.faults.report import REPORT, ProducerCost, ScenarioRecord, median_and_p90

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from automagik_telemetry import AutomagikTelemetry
-from automagik_telemetry.localservers.clickhouse import LocalClickHouse
+from automagik_telemetry.local_clickhouse import LocalClickHouse
 from automagik_telemetry.sinks.clickhouse import schema_statements
 from tests.faults.conftest import ClientFactory
 from tests.faults.helpers import (
@@ -35,7 +35,7 @@ from tests.faults.helpers import (
 )
 from tests.faults.report import ScenarioRecord
 from tests.support import process_alive
-from tests.support.http_front import Answer, HttpFront
+from tests.support.servers.http_front import Answer, HttpFront
 
 ROWS = 3000
 SPOOL_LIMIT = 20_000  # bytes: about half of ROWS rows, LZ4-framed

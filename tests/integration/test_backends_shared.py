@@ -26,10 +26,10 @@ from typing import Any
 import pytest
 
 from automagik_telemetry import AutomagikTelemetry, LogSeverity, MetricType
-from automagik_telemetry.localservers.otlp_receiver import OtlpReceiver
 from automagik_telemetry.rows.clickhouse import ClickHouseRows
 from automagik_telemetry.rows.compact import CompactRows
 from tests.support import ClickHouseDatabase, process_alive, shm_segments
+from tests.support.servers.otlp_receiver import OtlpReceiver
 
 SIGNALS = ("traces", "metrics", "logs")
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from automagik_telemetry.benchmark.report import FIGURES
 from automagik_telemetry.cli import main
+from bench.harness.report import FIGURES
 
 OURS = ("ours-clickhouse", "ours-embedded", "ours-otlp-json", "ours-otlp-protobuf")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from automagik_telemetry.localservers.clickhouse import (
+from automagik_telemetry.local_clickhouse import (
     BINARY_ENV,
     ClickHouseQueryError,
     ClickHouseServerMissing,

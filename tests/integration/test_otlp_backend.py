@@ -26,7 +26,6 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from automagik_telemetry import AutomagikTelemetry, LogSeverity, MetricType
 from automagik_telemetry.__about__ import __version__
 from automagik_telemetry.client import spool_directory
-from automagik_telemetry.localservers.otlp_receiver import OtlpReceiver, ReceivedRequest, Response
 from automagik_telemetry.rows.clickhouse import HISTOGRAM_BOUNDS
 from automagik_telemetry.rows.compact import CompactRows
 from automagik_telemetry.rows.otlp_json import OtlpJsonRows
@@ -35,6 +34,7 @@ from automagik_telemetry.spool import Spool
 from automagik_telemetry.writer.spooling import SPOOL_ENCODING
 from tests.support import shm_segments
 from tests.support.otlp import assert_no_unknown_fields, attribute_dict, key_values
+from tests.support.servers.otlp_receiver import OtlpReceiver, ReceivedRequest, Response
 
 PROTOCOLS = ["http/json", "http/protobuf"]
 MEDIA = {"http/json": "application/json", "http/protobuf": "application/x-protobuf"}

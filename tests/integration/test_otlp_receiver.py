@@ -17,6 +17,7 @@ import threading
 import time
 import zlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -46,7 +47,7 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2 as m
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from automagik_telemetry.localservers.otlp_receiver import OtlpReceiver, Response
+from tests.support.servers.otlp_receiver import OtlpReceiver, Response
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -939,6 +940,70 @@ def test_validate_false_accepts_what_only_validation_rejects(
         assert len(lax.requests) == 2
 
 
+@pytest.mark.parametrize("wire", ["protobuf", "json+gzip"])
+def test_counting_mode_counts_what_the_strict_mode_decodes_and_keeps_no_message(wire: str) -> None:
+    bodies = {
+        "traces": (trace_request(), trace_json()),
+        "metrics": (metrics_request(), metrics_json()),
+        "logs": (logs_request(), logs_json()),
+    }
+    with OtlpReceiver() as strict, OtlpReceiver(counting=True) as counting:
+        for rx in (strict, counting):
+            with urllib3.HTTPConnectionPool("127.0.0.1", rx.port, retries=False) as rx_pool:
+                for signal_name, (message, document) in bodies.items():
+                    if wire == "protobuf":
+                        answer = post(rx_pool, signal_name, message.SerializeToString())
+                    else:
+                        answer = post_json(rx_pool, signal_name, document, "gzip")
+                    assert answer.status == 200, answer.data
+        points = sum(
+            len(getattr(metric, metric.WhichOneof("data")).data_points)
+            for _, _, metric in strict.metrics()
+        )
+        assert points > 0
+        assert counting.counts() == {
+            "requests": 3,
+            "spans": len(strict.spans()),
+            "metric_points": points,
+            "log_records": len(strict.log_records()),
+            "rejected_requests": 0,
+            "errors": 0,
+        }
+        assert [r.items for r in counting.requests] == [r.items for r in strict.requests]
+        assert all(r.message is None for r in counting.requests)
+        assert counting.spans() == counting.metrics() == counting.log_records() == []
+        assert [r.content_encoding for r in counting.requests] == [
+            r.content_encoding for r in strict.requests
+        ]
+
+
+def test_counting_mode_keeps_marked_span_names_and_checks_only_the_envelope() -> None:
+    marked = ExportTraceServiceRequest()
+    spans = marked.resource_spans.add().scope_spans.add().spans
+    for name in ("probe.000001", "user.signup", "probe.000002"):
+        spans.add(name=name)  # no ids: the strict mode refuses these spans
+    string_enum = {  # a string enum: the strict mode refuses it too
+        "resourceSpans": [{"scopeSpans": [{"spans": [{"name": "probe.000003", "kind": "X"}]}]}]
+    }
+    with (
+        OtlpReceiver(counting=True, keep_span_names="probe.") as rx,
+        urllib3.HTTPConnectionPool("127.0.0.1", rx.port, retries=False) as rx_pool,
+    ):
+        assert post(rx_pool, "traces", marked.SerializeToString()).status == 200
+        assert post_json(rx_pool, "traces", string_enum).status == 200
+        assert post(rx_pool, "traces", b"{not json", JSON).status == 400
+        assert post_json(rx_pool, "traces", [1]).status == 400
+        assert post_json(rx_pool, "traces", {"resourceSpans": 3}).status == 400
+        assert post(rx_pool, "traces", b"\xff\xff\xff\xff").status == 400
+        assert post(rx_pool, "traces", b"{}", "text/plain").status == 415
+        assert post(rx_pool, "nowhere", b"{}", JSON).status == 404
+        assert [(r.items, r.span_names) for r in rx.requests] == [
+            (3, ("probe.000001", "probe.000002")),
+            (1, ("probe.000003",)),
+        ]
+        assert len(rx.errors) == 6
+
+
 def test_unsupported_media_encoding_path_and_method(
     receiver: OtlpReceiver, pool: urllib3.HTTPConnectionPool
 ) -> None:
@@ -1208,19 +1273,22 @@ def test_stop_closes_idle_keep_alive_connections_quickly() -> None:
 
 
 @pytest.mark.timeout(60)
-def test_cli_runs_in_the_foreground_and_prints_counts() -> None:
+@pytest.mark.parametrize("mode", [[], ["--count"]], ids=["strict", "counting"])
+def test_cli_runs_in_the_foreground_and_prints_counts(mode: list[str]) -> None:
     with subprocess.Popen(
         [
             sys.executable,
             "-m",
-            "automagik_telemetry.localservers.otlp_receiver",
+            "tests.support.servers.otlp_receiver",
             "--port",
             "0",
             "--interval",
             "0.05",
+            *mode,
         ],
         stdout=subprocess.PIPE,
         text=True,
+        cwd=Path(__file__).resolve().parents[2],  # the checkout: tests.support is found there
     ) as process:
         assert process.stdout is not None
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from automagik_telemetry.localservers.clickhouse import LocalClickHouse
+from automagik_telemetry.local_clickhouse import LocalClickHouse
 from automagik_telemetry.processes import process_alive
 
 __all__ = ["ClickHouseDatabase", "process_alive", "shm_segments"]

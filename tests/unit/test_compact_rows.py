@@ -26,7 +26,6 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValueList
 
-from automagik_telemetry.localservers import otlp_receiver
 from automagik_telemetry.rows.compact import CompactRows, decode_batch, is_compact, portable
 from automagik_telemetry.rows.framing import split_sized
 from automagik_telemetry.schema import LogSeverity, MetricType
@@ -35,6 +34,7 @@ from automagik_telemetry.sinks.otlp.sink import OtlpSink, frame_protobuf
 from automagik_telemetry.transport import BatchTooLarge, HttpClient
 from tests.support import otlp_reference as ref
 from tests.support.otlp import assert_no_unknown_fields, attribute_dict, key_values
+from tests.support.servers import otlp_receiver
 from tests.unit.test_otlp_encoding import settings as wire_settings
 from tests.unit.test_otlp_rows_property import ATTRIBUTES, NAMES, NUMBERS
 

@@ -39,7 +39,6 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans, Span, Status
 
 from automagik_telemetry.__about__ import __version__
-from automagik_telemetry.localservers import otlp_receiver
 from automagik_telemetry.resource import Resource
 from automagik_telemetry.rows.clickhouse import HISTOGRAM_BOUNDS
 from automagik_telemetry.rows.otlp_common import IDS_PER_REFILL, resource_attributes
@@ -57,6 +56,7 @@ from automagik_telemetry.sinks.otlp.sink import (
 from automagik_telemetry.transport import HttpClient
 from tests.support.otlp import assert_no_unknown_fields
 from tests.support.otlp import key_values as kvs
+from tests.support.servers import otlp_receiver
 
 T = 1_795_000_000_123_456_789
 PROTOBUF = "application/x-protobuf"

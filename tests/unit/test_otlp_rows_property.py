@@ -31,7 +31,6 @@ from opentelemetry.proto.logs.v1.logs_pb2 import ScopeLogs
 from opentelemetry.proto.metrics.v1.metrics_pb2 import ScopeMetrics
 from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans
 
-from automagik_telemetry.localservers import otlp_receiver
 from automagik_telemetry.resource import Resource
 from automagik_telemetry.rows import otlp_common, otlp_protobuf
 from automagik_telemetry.rows.otlp_json import OtlpJsonRows, json_resource, json_scope
@@ -40,6 +39,7 @@ from automagik_telemetry.schema import LogSeverity, MetricType
 from automagik_telemetry.sinks.otlp.sink import frame_json, json_envelope
 from tests.support import otlp_reference as ref
 from tests.support.otlp import assert_no_unknown_fields
+from tests.support.servers import otlp_receiver
 
 T = 1_795_000_000_123_456_789
 IDS = re.compile(rb'"traceId":"([0-9a-f]{32})","spanId":"([0-9a-f]{16})"')

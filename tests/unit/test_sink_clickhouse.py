@@ -440,14 +440,6 @@ def test_connection_errors_are_retried_and_name_the_endpoint_and_the_fix(
     check_connection_outcome(connection_outcome(error, ENDPOINT), cause)
 
 
-NOT_A_TIMEOUT = (
-    "describe_connection_error (transport.py) reads any urllib3 TimeoutError as 'timed out', and "
-    "urllib3 2.x's NewConnectionError (so NameResolutionError too) subclasses ConnectTimeoutError: "
-    "a host name that does not resolve, or no route to the host, is reported as 'timed out'"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=NOT_A_TIMEOUT)
 @pytest.mark.parametrize(
     ("error", "said"),
     [

@@ -26,10 +26,13 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any, Final
+
+import automagik_telemetry
 
 from .adapters import CLICKHOUSE_CONNECT, FLOOR, ORIGINAL, OTEL
 from .destinations import ClickHouseTarget, EmbeddedTarget, Landing, OtlpTarget, Poller
@@ -50,6 +53,7 @@ OTLP_SYSTEMS: Final = (
     "ours-otlp-protobuf-caller",
     *OTEL,
 )
+CHECKOUT: Final = Path(__file__).resolve().parents[2]  # bench/harness/runner.py
 CHILD_TIMEOUT: Final = 900.0
 SETTLE_SECONDS: Final = 2.0
 LANDING_TIMEOUT: Final = 120.0
@@ -184,8 +188,10 @@ def _child_env(system: str, home: Path) -> dict[str, str]:
         env["AUTOMAGIK_TELEMETRY_ENABLED"] = "true"
         env["HOME"] = str(home)
     else:
-        package_root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = package_root
+        # The child imports this harness from the checkout and the engine from where this
+        # process imported it (``engine/`` of the same checkout for an editable install).
+        engine = Path(automagik_telemetry.__file__).resolve().parents[1]
+        env["PYTHONPATH"] = os.pathsep.join([str(CHECKOUT), str(engine)])
     return env
 
 
@@ -201,7 +207,7 @@ def run_child(
     if system == ORIGINAL:
         argv = [str(venv_python(original_venv)), str(Path(__file__).with_name("original_child.py"))]
     else:
-        argv = [sys.executable, "-m", "automagik_telemetry.benchmark.child"]
+        argv = [sys.executable, "-m", "bench.harness.child"]
     process = subprocess.Popen(
         argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env=_child_env(system, home), text=True, start_new_session=True,
@@ -638,7 +644,8 @@ class Bench:
 
 
 def _versions(original_venv: Path) -> dict[str, str | None]:
-    from .. import __version__
+    from automagik_telemetry import __version__
+
     from .peers import version_of
 
     return {
@@ -786,9 +793,15 @@ def run(options: Options, out: IO[str] | None = None, err: IO[str] | None = None
     return results
 
 
-def main(args: argparse.Namespace) -> int:
-    """Entry point of ``automagik-telemetry bench`` (``args`` from ``add_arguments``)."""
-    given = sys.argv[2:] if sys.argv[1:2] == ["bench"] else []
+def main(argv: Sequence[str]) -> int:
+    """Entry point of ``automagik-telemetry bench``: ``argv`` are the arguments after ``bench``."""
+    given = list(argv)
+    parser = argparse.ArgumentParser(
+        prog="automagik-telemetry bench",
+        description="Measure the backends and the peers on this machine and these servers.",
+    )
+    add_arguments(parser)
+    args = parser.parse_args(given)
     command = "automagik-telemetry bench " + " ".join(shlex.quote(a) for a in given)
     try:
         options = options_from_args(args, command.strip())

@@ -20,8 +20,19 @@ answer carries ``Content-Length``) served from a background thread. It accepts
 * With ``validate=True`` (the default) decoded messages are also checked for what neither
   decoder catches: unknown protobuf fields (a client using wrong field numbers), spans and links
   without a valid 16-byte trace id / 8-byte span id (missing, wrong length or all zero), and
-  wrong-length optional ids (parent span, log records, exemplars). Benchmarks that only count
-  items may pass ``validate=False`` to save the walk.
+  wrong-length optional ids (parent span, log records, exemplars). ``validate=False`` skips that
+  walk.
+* With ``counting=True`` the receiver only counts, fast enough not to be what a throughput
+  benchmark measures (the harness behind ``automagik-telemetry bench`` uses it): protobuf bodies
+  are decoded with ``ParseFromString`` (in C), JSON bodies with :func:`json.loads` (in C), the
+  spans, metric data points and log records are counted (:attr:`ReceivedRequest.items`), and the
+  message is not kept (:attr:`ReceivedRequest.message` is None). Nothing is checked against the
+  spec: ``google.protobuf.json_format`` (pure Python) decodes ~1,500 spans per second, so a run
+  against the strict mode measures the receiver. Correctness is the strict mode's job.
+
+``keep_span_names="probe."`` keeps, in :attr:`ReceivedRequest.span_names`, the names of the spans
+that start with that prefix (in either mode), so that a benchmark can see when a marked span
+arrived.
 
 A request that cannot be decoded is answered 400 (body: a ``google.rpc.Status`` in the request's
 encoding) and described in :attr:`OtlpReceiver.errors`. A decoded request is answered with the
@@ -31,8 +42,8 @@ with the empty ``Export*ServiceResponse`` in the request's encoding; it is recor
 :attr:`OtlpReceiver.rejected_requests` otherwise. Protocol errors (400/404/405/411/413/415) never
 consume a scripted response.
 
-Run ``python -m automagik_telemetry.localservers.otlp_receiver [--port N]`` to keep a receiver in
-the foreground, printing what it got every few seconds, until Ctrl-C.
+Run ``python -m tests.support.servers.otlp_receiver [--port N] [--count]`` from the checkout's
+root to keep a receiver in the foreground, printing what it got every few seconds, until Ctrl-C.
 
 Needs the ``otlp-proto`` extra (``opentelemetry-proto`` and ``protobuf``).
 """
@@ -176,9 +187,11 @@ class ReceivedRequest:
     ``content_type`` is the media type without parameters (``application/json`` or
     ``application/x-protobuf``); ``content_encoding`` is ``""`` when the body was not compressed;
     ``raw_body_len`` is the length of the body on the wire (before decompression); ``headers``
-    holds every request header with a lower-cased name; ``received_at`` is a
-    :func:`time.monotonic` timestamp; ``response_status`` is the HTTP status answered (0 for a
-    dropped connection).
+    holds every request header with a lower-cased name; ``message`` is the decoded request (None
+    in counting mode, which keeps none); ``received_at`` is a :func:`time.monotonic` timestamp;
+    ``response_status`` is the HTTP status answered (0 for a dropped connection); ``items`` is the
+    number of spans, metric data points or log records the request held; ``span_names`` holds the
+    names of its spans that start with the receiver's ``keep_span_names`` prefix.
     """
 
     signal: Signal
@@ -186,9 +199,11 @@ class ReceivedRequest:
     content_encoding: str
     raw_body_len: int
     headers: dict[str, str]
-    message: ExportRequest
+    message: ExportRequest | None
     received_at: float
     response_status: int = 200
+    items: int = 0
+    span_names: tuple[str, ...] = ()
 
 
 # --- decoding -------------------------------------------------------------------------------
@@ -327,6 +342,70 @@ def _decode_protobuf(body: bytes, message: ExportRequest) -> None:
         raise _RequestError(400, f"cannot decode {type(message).__name__}: {exc}") from None
 
 
+# --- counting -------------------------------------------------------------------------------
+
+_METRIC_KINDS: Final = ("gauge", "sum", "histogram", "exponentialHistogram", "summary")
+
+
+def _count_message(message: ExportRequest, prefix: str | None) -> tuple[int, tuple[str, ...]]:
+    """Spans, metric data points or log records in a decoded request, and the names of its
+    spans that start with ``prefix``."""
+    names: list[str] = []
+    if isinstance(message, ExportTraceServiceRequest):
+        n = 0
+        for rs in message.resource_spans:
+            for ss in rs.scope_spans:
+                n += len(ss.spans)
+                if prefix is not None:
+                    names.extend(span.name for span in ss.spans if span.name.startswith(prefix))
+        return n, tuple(names)
+    if isinstance(message, ExportMetricsServiceRequest):
+        n = 0
+        for rm in message.resource_metrics:
+            for sm in rm.scope_metrics:
+                for metric in sm.metrics:
+                    kind = metric.WhichOneof("data")
+                    n += len(getattr(metric, kind).data_points) if kind else 0
+        return n, ()
+    return sum(len(sl.log_records) for rl in message.resource_logs for sl in rl.scope_logs), ()
+
+
+def _count_json(signal: Signal, body: bytes, prefix: str | None) -> tuple[int, tuple[str, ...]]:
+    """:func:`_count_message` for an OTLP/JSON body, read with :func:`json.loads` only."""
+    try:
+        document = json.loads(body)
+    except ValueError as exc:
+        raise _RequestError(400, f"invalid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise _RequestError(400, "the JSON body must be an object")
+    n = 0
+    names: list[str] = []
+    try:
+        if signal == "traces":
+            for rs in document.get("resourceSpans", ()):
+                for ss in rs.get("scopeSpans", ()):
+                    spans = ss.get("spans", ())
+                    n += len(spans)
+                    if prefix is not None:
+                        names.extend(
+                            s["name"] for s in spans if str(s.get("name", "")).startswith(prefix)
+                        )
+        elif signal == "metrics":
+            for rm in document.get("resourceMetrics", ()):
+                for sm in rm.get("scopeMetrics", ()):
+                    for metric in sm.get("metrics", ()):
+                        for kind in _METRIC_KINDS:
+                            if kind in metric:
+                                n += len(metric[kind].get("dataPoints", ()))
+        else:
+            for rl in document.get("resourceLogs", ()):
+                for sl in rl.get("scopeLogs", ()):
+                    n += len(sl.get("logRecords", ()))
+    except (AttributeError, TypeError) as exc:  # a shape that is not OTLP/JSON
+        raise _RequestError(400, f"JSON is not an OTLP {signal} request: {exc}") from None
+    return n, tuple(names)
+
+
 def _unknown_field_path(message: Any, path: str) -> str | None:
     """The path of the first message carrying unknown protobuf fields, or None."""
     if len(UnknownFieldSet(message)):
@@ -451,7 +530,22 @@ def _status_body(status: int, message: str, json_answer: bool) -> tuple[bytes, s
     return body, _PROTOBUF
 
 
+_EMPTY_ANSWERS: dict[tuple[Signal, bool], tuple[bytes, str]] = {}
+
+
 def _success_body(
+    signal: Signal, partial_success: tuple[int, str] | None, json_answer: bool
+) -> tuple[bytes, str]:
+    if partial_success is None:  # the common answer, made once per signal and encoding
+        key = (signal, json_answer)
+        cached = _EMPTY_ANSWERS.get(key)
+        if cached is None:
+            cached = _EMPTY_ANSWERS[key] = _export_response(signal, None, json_answer)
+        return cached
+    return _export_response(signal, partial_success, json_answer)
+
+
+def _export_response(
     signal: Signal, partial_success: tuple[int, str] | None, json_answer: bool
 ) -> tuple[bytes, str]:
     answer: ExportTraceServiceResponse | ExportMetricsServiceResponse | ExportLogsServiceResponse
@@ -634,12 +728,17 @@ class OtlpReceiver:
         *,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         validate: bool = True,
+        counting: bool = False,
+        keep_span_names: str | None = None,
     ) -> None:
-        """Prepare a receiver; nothing listens until :meth:`start`."""
+        """Prepare a receiver; nothing listens until :meth:`start`. ``counting=True``: count
+        only, keep no message, check nothing (see the module's docstring)."""
         self.host = host
         self.requested_port = port
         self.max_body_bytes = max_body_bytes
-        self.validate = validate
+        self.validate = validate and not counting
+        self.counting = counting
+        self.keep_span_names = keep_span_names
         self._lock = threading.Lock()
         self._requests: list[ReceivedRequest] = []
         self._rejected: list[ReceivedRequest] = []
@@ -792,7 +891,22 @@ class OtlpReceiver:
         return out
 
     def counts(self) -> dict[str, int]:
-        """Delivered items per signal plus request/rejection/error totals (for progress output)."""
+        """Delivered items per signal plus request/rejection/error totals (for progress output).
+
+        In counting mode, with no messages kept: metric data points instead of metrics."""
+        if self.counting:
+            requests = self.requests
+            items = dict.fromkeys(SIGNALS, 0)
+            for request in requests:
+                items[request.signal] += request.items
+            return {
+                "requests": len(requests),
+                "spans": items["traces"],
+                "metric_points": items["metrics"],
+                "log_records": items["logs"],
+                "rejected_requests": len(self.rejected_requests),
+                "errors": len(self.errors),
+            }
         return {
             "requests": len(self.requests),
             "spans": len(self.spans()),
@@ -843,7 +957,7 @@ class OtlpReceiver:
             handler.close_connection = True
             return
         try:
-            signal, encoding, message = self._decode(handler, content_type, body)
+            signal, encoding, message, items, names = self._decode(handler, content_type, body)
         except _RequestError as exc:
             self._record_error(handler, exc.status, exc.message)
             payload, media = _status_body(exc.status, exc.message, json_answer)
@@ -855,11 +969,11 @@ class OtlpReceiver:
             payload, media = _status_body(500, repr(exc), json_answer)
             handler.answer(500, payload, media)
             return
-        self._respond(handler, signal, content_type, encoding, len(body), message)
+        self._respond(handler, signal, content_type, encoding, len(body), message, items, names)
 
     def _decode(
         self, handler: _Handler, content_type: str, body: bytes
-    ) -> tuple[Signal, str, ExportRequest]:
+    ) -> tuple[Signal, str, ExportRequest | None, int, tuple[str, ...]]:
         path = handler.path.split("?", 1)[0]
         signal = _PATHS.get(path)
         if signal is None:
@@ -870,6 +984,10 @@ class OtlpReceiver:
         if encoding not in _ENCODINGS:
             raise _RequestError(415, f"unsupported Content-Encoding {encoding!r}")
         data = _decompress(body, encoding, self.max_body_bytes)
+        encoding = "" if encoding == "identity" else encoding
+        if self.counting and content_type == _JSON:
+            items, names = _count_json(signal, data, self.keep_span_names)
+            return signal, encoding, None, items, names
         message = _REQUEST_TYPES[signal]()
         if content_type == _JSON:
             _decode_json(data, message)
@@ -877,7 +995,8 @@ class OtlpReceiver:
             _decode_protobuf(data, message)
         if self.validate:
             _validate(signal, message)
-        return signal, "" if encoding == "identity" else encoding, message
+        items, names = _count_message(message, self.keep_span_names)
+        return signal, encoding, None if self.counting else message, items, names
 
     def _respond(
         self,
@@ -886,7 +1005,9 @@ class OtlpReceiver:
         content_type: str,
         encoding: str,
         raw_body_len: int,
-        message: ExportRequest,
+        message: ExportRequest | None,
+        items: int,
+        span_names: tuple[str, ...],
     ) -> None:
         received_at = time.monotonic()
         scripted = self._next_response(signal) or Response()
@@ -902,6 +1023,8 @@ class OtlpReceiver:
             message=message,
             received_at=received_at,
             response_status=status,
+            items=items,
+            span_names=span_names,
         )
         with self._lock:
             (self._requests if 200 <= status < 300 else self._rejected).append(record)
@@ -933,7 +1056,7 @@ def _has_body(handler: _Handler) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a receiver in the foreground, printing counts every ``--interval`` seconds."""
     parser = argparse.ArgumentParser(
-        prog="python -m automagik_telemetry.localservers.otlp_receiver",
+        prog="python -m tests.support.servers.otlp_receiver",
         description="A throwaway OTLP/HTTP receiver that decodes and counts what it gets.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
@@ -945,9 +1068,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--no-validate", action="store_true", help="skip unknown-field and trace-id checks"
     )
+    parser.add_argument(
+        "--count", action="store_true", help="counting mode: count items, check nothing (fast)"
+    )
     args = parser.parse_args(argv)
     receiver = OtlpReceiver(
-        args.host, args.port, max_body_bytes=args.max_body_bytes, validate=not args.no_validate
+        args.host,
+        args.port,
+        max_body_bytes=args.max_body_bytes,
+        validate=not args.no_validate,
+        counting=args.count,
     )
     receiver.start()
     print(f"OTLP/HTTP receiver listening on {receiver.url} (Ctrl-C to stop)", flush=True)

@@ -1,6 +1,7 @@
 """The peers: which are installed, the releases the harness pins, and how to install them.
 
-Pinned releases (also in ``bench/requirements-peers.txt``):
+Pinned releases (also in the ``[bench]`` extra of ``pyproject.toml`` and in
+``bench/requirements-peers.txt``):
 
 * ``opentelemetry-sdk`` + ``opentelemetry-exporter-otlp-proto-http`` 1.45.2;
 * ``clickhouse-connect`` 1.6.0: the newest release that works with Debian's ClickHouse 18.16
@@ -69,7 +70,7 @@ def version_of(distribution: str) -> str | None:
 
 def missing_reason(system: str, original_venv: Path, clickhouse_legacy: bool | None) -> str | None:
     """Why ``system`` cannot run here (None: it can)."""
-    hint = "pip install -r bench/requirements-peers.txt, or run with --install-peers"
+    hint = "pip install -e '.[bench]' from the checkout, or run with --install-peers"
     if system in OTEL:
         if not _installed("opentelemetry.sdk.trace") or not _installed(
             "opentelemetry.exporter.otlp.proto.http"

@@ -1,4 +1,4 @@
-"""A child process of the harness: ``python -m automagik_telemetry.benchmark.child``.
+"""A child process of the harness: ``python -m bench.harness.child``.
 
 Reads its spec (JSON) on stdin, runs one phase of one system (``driver.run_child``), writes
 progress lines on stderr and its result as one JSON line on stdout."""

@@ -20,8 +20,12 @@ child process of the caller:
   :meth:`~LocalClickHouse.pause` / :meth:`~LocalClickHouse.resume` (SIGSTOP / SIGCONT: the kernel
   still accepts connections on its port, but nothing answers until it is resumed).
 
-Run ``python -m automagik_telemetry.localservers.clickhouse [--port N] [--password P]`` to keep
-a server in the foreground with the legacy telemetry schema applied, until Ctrl-C.
+Run ``python -m automagik_telemetry.local_clickhouse [--port N] [--password P]`` (or
+``infra/local/run-clickhouse.sh``) to keep a server in the foreground with the legacy telemetry
+schema applied, until Ctrl-C.
+
+A tool for running ClickHouse without Docker, not part of the engine: nothing the client or the
+writer imports imports this module.
 
 The binary is looked up as: the ``binary`` argument, the ``AUTOMAGIK_TELEMETRY_CLICKHOUSE_SERVER``
 environment variable, ``clickhouse-server`` on ``PATH``, ``/usr/sbin/clickhouse-server``, then a
@@ -141,7 +145,7 @@ def _config_xml(root: Path, http_port: int, tcp_port: int) -> str:
         return escape(str(root / name))
 
     return f"""<?xml version="1.0"?>
-<!-- Written by automagik_telemetry.localservers.clickhouse; deleted with its directory. -->
+<!-- Written by automagik_telemetry.local_clickhouse; deleted with its directory. -->
 <yandex>
     <logger>
         <level>warning</level>
@@ -177,7 +181,7 @@ def _config_xml(root: Path, http_port: int, tcp_port: int) -> str:
 def _users_xml(username: str, password: str) -> str:
     user = escape(username)
     return f"""<?xml version="1.0"?>
-<!-- Written by automagik_telemetry.localservers.clickhouse; deleted with its directory. -->
+<!-- Written by automagik_telemetry.local_clickhouse; deleted with its directory. -->
 <yandex>
     <profiles>
         <default>
@@ -692,7 +696,7 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m automagik_telemetry.localservers.clickhouse",
+        prog="python -m automagik_telemetry.local_clickhouse",
         description="Run a throwaway local ClickHouse server (no Docker) with the legacy "
         "telemetry schema, until Ctrl-C. Its data is deleted on exit.",
     )

@@ -73,8 +73,8 @@ class Ours:
     """This package, through its public API."""
 
     def __init__(self, spec: dict[str, Any]) -> None:
-        from .. import AutomagikTelemetry
-        from ..schema import LogSeverity, MetricType
+        from automagik_telemetry import AutomagikTelemetry
+        from automagik_telemetry.schema import LogSeverity, MetricType
 
         system = spec["system"]
         destination = spec["destination"]

@@ -3,10 +3,10 @@
 * ``ClickHouseTarget``: the server the user names (``--clickhouse-url``) or the Debian server
   started on loopback (``LocalClickHouse``). Each system and phase gets its own database, so a
   count is one system's rows.
-* ``OtlpTarget``: the loopback counting receiver started here (``receiver.py``: the strict
-  ``OtlpReceiver`` of the tests decodes OTLP/JSON at ~1,500 spans/s in Python and would be what
-  a throughput run measures), cleared between runs; or an endpoint the user names, where
-  nothing can be counted (the report says so).
+* ``OtlpTarget``: the tests' loopback receiver (``tests/support/servers/otlp_receiver.py``)
+  started here in its counting mode (its strict mode decodes OTLP/JSON at ~1,500 spans/s in
+  Python and would be what a throughput run measures), cleared between runs; or an endpoint the
+  user names, where nothing can be counted (the report says so).
 * ``EmbeddedTarget``: a fresh chdb data directory per run, counted after the system's process
   exited (a chdb directory is used by one process at a time).
 """
@@ -26,8 +26,16 @@ from typing import Any
 
 import urllib3
 
-from ..sinks.clickhouse import MIN_SCHEMA_VERSION, auth_headers, is_loopback, schema_statements
-from .workload import probe_seq
+from automagik_telemetry.sinks.clickhouse import (
+    MIN_SCHEMA_VERSION,
+    auth_headers,
+    is_loopback,
+    schema_statements,
+)
+
+from .workload import PROBE_PREFIX, probe_seq
+
+RECEIVER_MAX_BODY = 64 << 20  # the receiver's 413 limit: above any system's batches
 
 
 class TargetError(RuntimeError):
@@ -95,7 +103,7 @@ class ClickHouseTarget:
     ) -> None:
         self.server: Any = None
         if url is None:
-            from ..localservers.clickhouse import LocalClickHouse
+            from automagik_telemetry.local_clickhouse import LocalClickHouse
 
             self.server = LocalClickHouse()
             self.server.start()
@@ -202,41 +210,17 @@ class ClickHouseTarget:
 # --- OTLP -----------------------------------------------------------------------------------
 
 
-def _items(message: Any) -> tuple[int, list[str]]:
-    """How many spans, metric points and log records an export request holds, and the names
-    of its probe spans."""
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-        ExportTraceServiceRequest,
-    )
-
-    names: list[str] = []
-    if isinstance(message, ExportTraceServiceRequest):
-        n = 0
-        for rs in message.resource_spans:
-            for ss in rs.scope_spans:
-                n += len(ss.spans)
-                names.extend(s.name for s in ss.spans if s.name.startswith("probe."))
-        return n, names
-    if hasattr(message, "resource_metrics"):
-        n = 0
-        for rm in message.resource_metrics:
-            for sm in rm.scope_metrics:
-                for metric in sm.metrics:
-                    which = metric.WhichOneof("data")
-                    n += len(getattr(metric, which).data_points) if which else 0
-        return n, names
-    return sum(len(sl.log_records) for rl in message.resource_logs for sl in rl.scope_logs), names
-
-
 class OtlpTarget:
     """The loopback OTLP receiver (``url=None``) or the user's endpoint."""
 
     def __init__(self, url: str | None) -> None:
         self.receiver: Any = None
         if url is None:
-            from .receiver import CountingReceiver
+            from tests.support.servers.otlp_receiver import OtlpReceiver
 
-            self.receiver = CountingReceiver().start()
+            self.receiver = OtlpReceiver(
+                counting=True, keep_span_names=PROBE_PREFIX, max_body_bytes=RECEIVER_MAX_BODY
+            ).start()
             url = self.receiver.url
         self.url = url.rstrip("/")
         self._seen = 0
@@ -253,8 +237,8 @@ class OtlpTarget:
         if self.receiver is None:
             return f"OTLP/HTTP endpoint {self.url} (nothing counted there)"
         return (
-            "OTLP/HTTP counting receiver started by the harness on loopback (protobuf decoded "
-            "with the official messages, JSON with the json module)"
+            "OTLP/HTTP receiver of the tests in its counting mode, started by the harness on "
+            "loopback (protobuf decoded with the official messages, JSON with the json module)"
         )
 
     def destination(self) -> dict[str, Any]:
@@ -272,13 +256,15 @@ class OtlpTarget:
             return
         with self._lock:
             requests = self.receiver.requests
+            # The receiver stamps arrivals on the monotonic clock, the probes are wall-clock.
+            wall = time.time() - time.monotonic()
             for request in requests[self._seen :]:
                 self._count += request.items
                 self._bytes += request.raw_body_len
-                for name in request.probes:
+                for name in request.span_names:
                     seq = probe_seq(name)
                     if seq is not None and seq not in self._probes:
-                        self._probes[seq] = request.received_at
+                        self._probes[seq] = request.received_at + wall
             self._seen = len(requests)
 
     def count(self) -> int:

@@ -24,6 +24,7 @@ LOG: Final = 2
 KIND_NAMES: Final = ("event", "metric", "log")
 METRIC_TYPES: Final = ("gauge", "counter", "histogram")
 LOG_LEVELS: Final = ("debug", "info", "warn", "error")
+PROBE_PREFIX: Final = "probe."  # the names of the latency phase's events: probe.000042
 
 Op = tuple[int, str, float, int, dict[str, Any]]
 
@@ -141,10 +142,10 @@ def operations(workload: Workload, count: int | None = None, offset: int = 0) ->
 def probe(seq: int) -> Op:
     """The event of the latency phase: its name carries its number (old ClickHouse tables keep
     no attributes), so the destination can say when each one became queryable."""
-    return (EVENT, f"probe.{seq:06d}", 0.0, 0, {"seq": seq, "http.route": "/v1/probe"})
+    return (EVENT, f"{PROBE_PREFIX}{seq:06d}", 0.0, 0, {"seq": seq, "http.route": "/v1/probe"})
 
 
 def probe_seq(name: str) -> int | None:
-    if name.startswith("probe.") and name[6:].isdigit():
-        return int(name[6:])
+    if name.startswith(PROBE_PREFIX) and name[len(PROBE_PREFIX) :].isdigit():
+        return int(name[len(PROBE_PREFIX) :])
     return None

@@ -11,10 +11,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..resource import Resource
-from ..rows.clickhouse import ClickHouseRows, clickhouse_row_suffixes, complete_rows
-from ..schema import LogSeverity, MetricType
-from ..transport import codec
+from automagik_telemetry.resource import Resource
+from automagik_telemetry.rows.clickhouse import (
+    ClickHouseRows,
+    clickhouse_row_suffixes,
+    complete_rows,
+)
+from automagik_telemetry.schema import LogSeverity, MetricType
+from automagik_telemetry.transport import codec
+
 from .workload import EVENT, LOG_LEVELS, METRIC, METRIC_TYPES, Op, Workload, operations
 
 CODECS = ("none", "gzip", "lz4", "zstd")
@@ -40,8 +45,8 @@ def _clickhouse_rows(ops: list[Op]) -> list[list[bytes]]:
 
 def _otlp_json_rows(ops: list[Op]) -> list[list[bytes]] | None:
     try:
-        from ..config import TelemetryConfig
-        from ..sinks.otlp.encode import otlp_row_encoder
+        from automagik_telemetry.config import TelemetryConfig
+        from automagik_telemetry.sinks.otlp.encode import otlp_row_encoder
 
         config = TelemetryConfig(
             project_name="bench", version="1.0.0", backend="otlp",

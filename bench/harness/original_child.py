@@ -1,7 +1,7 @@
 """The child process that measures the original automagik-telemetry 0.1.4 (from the package
 index), run by path with the interpreter of its own virtual environment::
 
-    bench/.venv-original/bin/python .../benchmark/original_child.py < spec.json
+    bench/.venv-original/bin/python bench/harness/original_child.py < spec.json
 
 That environment has the original package under the same import name as this one, so this file
 imports nothing from this package: it loads ``driver.py`` and ``workload.py`` (standard library
