@@ -189,18 +189,20 @@ def test_frame_otlp_compact_batch(benchmark: Any, protocol: str) -> None:
     from automagik_telemetry.rows.compact import CompactRows
     from automagik_telemetry.rows.otlp_json import json_resource
     from automagik_telemetry.rows.otlp_protobuf import protobuf_resource
-    from automagik_telemetry.settings import WriterSettings
+    from automagik_telemetry.settings import OtlpSettings, WriterSettings
     from automagik_telemetry.sinks.otlp.sink import OtlpSink
     from automagik_telemetry.transport import HttpClient
 
     protobuf = protocol == "http/protobuf"
+    otlp = OtlpSettings(
+        endpoints=("http://r/v1/traces", "http://r/v1/metrics", "http://r/v1/logs"),
+        protocol=protocol,
+        resource=protobuf_resource(RESOURCE) if protobuf else json_resource(RESOURCE),
+    )
     settings = WriterSettings(
-        segment="unused", producer_pid=1, backend="otlp", batch_size=100, flush_interval=1.0,
+        segment="unused", producer_pid=1, sink=otlp, batch_size=100, flush_interval=1.0,
         max_batch_bytes=64 << 20, timeout=5.0, max_retries=1, retry_backoff_base=0.1,
         compression="none", compression_threshold=1024, record_format="sized",
-        otlp_endpoints=("http://r/v1/traces", "http://r/v1/metrics", "http://r/v1/logs"),
-        otlp_protocol=protocol,
-        otlp_resource=protobuf_resource(RESOURCE) if protobuf else json_resource(RESOURCE),
     )  # fmt: skip
     sink = OtlpSink.from_settings(settings, HttpClient(5.0))
     encoder = CompactRows()

@@ -34,9 +34,10 @@ from .resource import Resource
 from .ring import segment as ring
 from .ring.layout import KIND_LOG, KIND_METRIC, KIND_TRACE, KINDS
 from .ring.spsc import RingWriter
-from .rows.clickhouse import ClickHouseRows, RowEncoder, clickhouse_row_suffixes
+from .rows.clickhouse import RowEncoder
 from .schema import LogSeverity, MetricType, parse_metric_type, parse_severity
 from .settings import WriterSettings, identity
+from .sinks import sink_spec
 
 log = logging.getLogger("automagik_telemetry")
 
@@ -61,16 +62,7 @@ class _Done:
 def destination_key(config: TelemetryConfig) -> str:
     """``<backend>-<16 hex digits>``: names where rows go (backend, endpoints or path, database
     and tables, OTLP protocol), not who sends them nor with which credentials."""
-    if config.backend == "clickhouse":
-        where = [config.clickhouse_endpoint, config.clickhouse_database, config.clickhouse_table,
-                 config.clickhouse_metrics_table, config.clickhouse_logs_table]  # fmt: skip
-    elif config.backend == "embedded":
-        where = [config.resolved_embedded_path(), config.clickhouse_database]
-    else:
-        from .sinks.otlp.config import resolve_otlp
-
-        destination = resolve_otlp(config, os.environ)
-        where = [*destination.endpoints, destination.protocol]
+    where = sink_spec(config.backend).where(config)
     key = hashlib.sha256("\0".join([config.backend, *where]).encode()).hexdigest()[:16]
     return f"{config.backend}-{key}"
 
@@ -174,26 +166,16 @@ class AutomagikTelemetry:
     # --- lifecycle --------------------------------------------------------------------------
 
     def _make_encoder(self) -> RowEncoder:
-        if self.config.backend in ("clickhouse", "embedded"):
-            return ClickHouseRows()
-        from .sinks.otlp.encode import otlp_row_encoder
-
-        return otlp_row_encoder(self.config, self.resource)
+        return sink_spec(self.config.backend).encoder(self.config, self.resource)
 
     def _writer_settings(self, segment: str) -> WriterSettings:
         c = self.config
-        extra: dict[str, Any] = {}
-        if c.backend == "otlp":
-            from .sinks.otlp.encode import writer_options
-
-            extra = writer_options(c, self.resource)
-        else:
-            extra = {"row_suffixes": clickhouse_row_suffixes(self.resource)}
-
+        spec = sink_spec(c.backend)
+        sink, record_format = spec.settings(c, self.resource)
         return WriterSettings(
             segment=segment,
             producer_pid=os.getpid(),
-            backend=c.backend,
+            sink=sink,
             batch_size=c.batch_size,
             flush_interval=c.flush_interval,
             max_batch_bytes=c.resolved_max_batch_bytes(),
@@ -202,24 +184,13 @@ class AutomagikTelemetry:
             retry_backoff_base=c.retry_backoff_base,
             compression=c.compression if c.compression_enabled else "none",
             compression_threshold=c.compression_threshold,
-            # one chdb session serves one query at a time
-            max_in_flight=1 if c.backend == "embedded" else c.max_in_flight,
+            max_in_flight=1 if spec.single_session else c.max_in_flight,
+            record_format=record_format,
             verbose=c.verbose,
-            clickhouse_endpoint=c.clickhouse_endpoint,
-            clickhouse_database=c.clickhouse_database,
-            clickhouse_tables=(
-                c.clickhouse_table,
-                c.clickhouse_metrics_table,
-                c.clickhouse_logs_table,
-            ),
-            clickhouse_username=c.clickhouse_username,
-            clickhouse_password=c.clickhouse_password,
-            embedded_path=c.resolved_embedded_path() if c.backend == "embedded" else "",
             spool_dir=spool_directory(c),
             destination=destination_key(c),
             spool_max_bytes=c.spool_max_bytes,
             spool_full_policy=c.spool_full_policy,
-            **extra,
         )
 
     def _start(self) -> None:
@@ -255,7 +226,7 @@ class AutomagikTelemetry:
         writer of its own, which delivers (or spools) its rows, then unlinks it. The writer
         inherits the lock, so two clients never adopt the same segment."""
         mine = self._settings
-        if mine.backend == "embedded":  # one process at a time opens an embedded database
+        if sink_spec(mine.backend).single_session:  # one process opens an embedded database
             return
         for name in ring.segment_names():
             if name == mine.segment:
@@ -272,8 +243,7 @@ class AutomagikTelemetry:
                     continue
                 settings = msgspec.structs.replace(
                     stored, segment=name, producer_pid=pid, lock_fd=fd, verbose=mine.verbose,
-                    clickhouse_password=mine.clickhouse_password,
-                    otlp_headers=mine.otlp_headers, otlp_signal_headers=mine.otlp_signal_headers,
+                    sink=stored.sink.with_credentials_of(mine.sink),
                 )  # fmt: skip
                 self._adopted.append(_spawn_writer(settings, pass_fds=(fd,)))
                 log.warning(
@@ -797,7 +767,7 @@ class AutomagikTelemetry:
             "endpoint": c.endpoint,
             "metrics_endpoint": c.metrics_endpoint,
             "logs_endpoint": c.logs_endpoint,
-            "clickhouse_endpoint": c.clickhouse_endpoint if c.backend == "clickhouse" else None,
+            "clickhouse_endpoint": sink_spec(c.backend).shown_endpoint(c),
             "opt_out_file_exists": opt_in.opt_out_file().exists(),
             "env_var": os.environ.get("AUTOMAGIK_TELEMETRY_ENABLED"),
             "verbose": self.verbose,

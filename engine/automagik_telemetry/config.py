@@ -11,6 +11,7 @@ the README's configuration table is printed from it (``automagik-telemetry confi
 
 from __future__ import annotations
 
+import importlib
 import os
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -18,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from .sinks import BACKENDS, sink_spec
+
 ENV_PREFIX: Final = "AUTOMAGIK_TELEMETRY_"
 VENDOR_ENDPOINT: Final = "https://telemetry.namastex.ai/v1/traces"
-BACKENDS: Final = ("otlp", "clickhouse", "embedded")
 ON_FULL_POLICIES: Final = ("block", "drop")
 CODECS: Final = ("auto", "lz4", "gzip", "zstd", "none")
 OTLP_PROTOCOLS: Final = ("http/json", "http/protobuf")
@@ -481,13 +483,15 @@ class TelemetryConfig:
                     "compression='zstd' needs the zstandard package: "
                     "pip install 'automagik-telemetry[zstd]'"
                 ) from None
-        if self.backend == "embedded":
+        requires = sink_spec(self.backend).requires
+        if requires is not None:
+            module, extra = requires
             try:
-                import chdb  # noqa: F401
+                importlib.import_module(module)
             except ImportError:
                 raise ConfigError(
-                    "backend='embedded' needs the chdb package: "
-                    "pip install 'automagik-telemetry[embedded]'"
+                    f"backend={self.backend!r} needs the {module} package: "
+                    f"pip install 'automagik-telemetry[{extra}]'"
                 ) from None
 
     # --- derived values
@@ -506,7 +510,7 @@ class TelemetryConfig:
         landed with 16 MiB requests, 54k with 4 MiB, 78k with 1 MiB)."""
         if self.max_batch_bytes is not None:
             return self.max_batch_bytes
-        return 4 * MiB if self.backend == "otlp" else 16 * MiB
+        return sink_spec(self.backend).max_batch_bytes
 
     def resolved_spool_dir(self) -> str:
         if self.spool_dir:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Final
 
 from .config import VENDOR_ENDPOINT, TelemetryConfig
-from .sinks.otlp.config import resolve_otlp
+from .sinks import sink_spec
 
 OPT_OUT_FILE: Final = Path("~/.automagik-no-telemetry")
 
@@ -45,9 +45,7 @@ def destination_configured(config: TelemetryConfig, environ: Mapping[str, str]) 
     OTEL_* variable shadowed by an option does not count; the vendor's URL given explicitly,
     or its base URL, does not either). Signals left on the vendor's endpoint are then not sent
     without an opt-in (``otlp_config.unconsented_signals``)."""
-    if config.backend in ("clickhouse", "embedded"):
-        return True
-    return any(resolve_otlp(config, environ).configured)
+    return sink_spec(config.backend).configured(config, environ)
 
 
 def decide(config: TelemetryConfig, environ: Mapping[str, str] | None = None) -> Consent:

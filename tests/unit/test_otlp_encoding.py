@@ -45,7 +45,7 @@ from automagik_telemetry.rows.otlp_common import IDS_PER_REFILL, resource_attrib
 from automagik_telemetry.rows.otlp_json import OtlpJsonRows, json_resource
 from automagik_telemetry.rows.otlp_protobuf import OtlpProtobufRows, protobuf_resource
 from automagik_telemetry.schema import LogSeverity, MetricType
-from automagik_telemetry.settings import WriterSettings
+from automagik_telemetry.settings import OtlpSettings, WriterSettings
 from automagik_telemetry.sinks.otlp.sink import (
     OtlpSink,
     classify,
@@ -138,7 +138,12 @@ def settings(protocol: str, compression: str = "none", threshold: int = 1024) ->
     return WriterSettings(
         segment="unused",
         producer_pid=1,
-        backend="otlp",
+        sink=OtlpSettings(
+            endpoints=("http://r/v1/traces", "http://r/v1/metrics", "http://r/v1/logs"),
+            protocol=protocol,
+            headers={"x-api-key": "s3cret"},
+            resource=protobuf_resource(RESOURCE) if protobuf else json_resource(RESOURCE),
+        ),
         batch_size=100,
         flush_interval=1.0,
         max_batch_bytes=1 << 20,
@@ -148,10 +153,6 @@ def settings(protocol: str, compression: str = "none", threshold: int = 1024) ->
         compression=compression,
         compression_threshold=threshold,
         record_format="protobuf" if protobuf else "lines",
-        otlp_endpoints=("http://r/v1/traces", "http://r/v1/metrics", "http://r/v1/logs"),
-        otlp_protocol=protocol,
-        otlp_headers={"x-api-key": "s3cret"},
-        otlp_resource=protobuf_resource(RESOURCE) if protobuf else json_resource(RESOURCE),
     )
 
 
@@ -393,7 +394,7 @@ def test_prepare_builds_a_request_with_the_resource_once(
         prepared = sink.prepare(kind, batch(rows, kind, count), "token")
     finally:
         sink.close()
-    assert prepared.url == settings(protocol).otlp_endpoints[kind]
+    assert prepared.url == settings(protocol).sink.endpoints[kind]  # type: ignore[union-attr]
     assert prepared.headers["Content-Type"] == (
         "application/x-protobuf" if protocol == "http/protobuf" else "application/json"
     )
@@ -601,7 +602,11 @@ def test_receiver_message_of_unreadable_protobuf() -> None:
 def test_a_signal_without_destination_is_acknowledged_unsent_and_counted(protocol: str) -> None:
     rows = OtlpProtobufRows() if protocol == "http/protobuf" else OtlpJsonRows()
     config = settings(protocol)
-    config = msgspec.structs.replace(config, otlp_endpoints=("", *config.otlp_endpoints[1:]))
+    otlp = config.sink
+    assert isinstance(otlp, OtlpSettings)
+    config = msgspec.structs.replace(
+        config, sink=msgspec.structs.replace(otlp, endpoints=("", *otlp.endpoints[1:]))
+    )
     sink = OtlpSink.from_settings(config, HttpClient(config.timeout))
     try:
         prepared = sink.prepare(TRACES, batch(rows, TRACES, 7), None)

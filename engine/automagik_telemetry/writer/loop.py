@@ -31,8 +31,9 @@ from ..ring.segment import SharedSegment
 from ..ring.spsc import RingReader
 from ..rows.framing import SPLITTERS
 from ..settings import WriterSettings
+from ..sinks import sink_spec
 from ..spool import Stored
-from ..transport import HttpClient, Sink
+from ..transport import Sink
 from .batch import Batch, batch_token
 from .batcher import Batcher, Take
 from .delivery import Delivery
@@ -53,36 +54,7 @@ MIN_SPILL_BYTES = 4096
 
 
 def build_sink(settings: WriterSettings) -> Sink:
-    tables = dict(zip(KINDS, settings.clickhouse_tables, strict=True))
-    if settings.backend == "clickhouse":
-        from ..sinks.clickhouse import ClickHouseSink
-
-        return ClickHouseSink(
-            endpoint=settings.clickhouse_endpoint,
-            database=settings.clickhouse_database,
-            tables=tables,
-            username=settings.clickhouse_username,
-            password=settings.clickhouse_password,
-            http=HttpClient(settings.timeout, pool_size=settings.max_in_flight + 1),
-            compression=settings.compression,
-            compression_threshold=settings.compression_threshold,
-            row_suffixes=settings.row_suffixes,
-        )
-    if settings.backend == "embedded":
-        from ..sinks.embedded import EmbeddedSink
-
-        return EmbeddedSink(
-            path=settings.embedded_path,
-            database=settings.clickhouse_database,
-            tables=tables,
-            table_names=settings.clickhouse_tables,
-            row_suffixes=settings.row_suffixes,
-        )
-    if settings.backend == "otlp":
-        from ..sinks.otlp.sink import OtlpSink
-
-        return OtlpSink.from_settings(settings, HttpClient(settings.timeout))
-    raise ValueError(f"unknown backend {settings.backend!r}")
+    return sink_spec(settings.backend).build(settings)
 
 
 class Writer:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ...rows.compact import CompactRows
 from ...rows.otlp_json import OtlpJsonRows, json_resource
 from ...rows.otlp_protobuf import OtlpProtobufRows, protobuf_resource
+from ...settings import OtlpSettings
 from .config import SIGNALS, resolve_otlp, unconsented_signals
 
 if TYPE_CHECKING:
@@ -63,9 +64,10 @@ def not_sent_message(signals: list[str]) -> str:
     )
 
 
-def writer_options(config: TelemetryConfig, resource: Resource) -> dict[str, Any]:
-    """The OTLP fields of ``WriterSettings``: destination per signal and the encoded resource.
-    Warnings about ignored ``OTEL_EXPORTER_OTLP_*`` values are logged here, once per start."""
+def otlp_settings(config: TelemetryConfig, resource: Resource) -> tuple[OtlpSettings, str]:
+    """The OTLP part of ``WriterSettings`` (destination per signal, the encoded resource) and
+    how the rings delimit rows. Warnings about ignored ``OTEL_EXPORTER_OTLP_*`` values are
+    logged here, once per start."""
     destination = resolve_otlp(config, os.environ)
     for warning in destination.warnings:
         log.warning("%s", warning)
@@ -75,15 +77,16 @@ def writer_options(config: TelemetryConfig, resource: Resource) -> dict[str, Any
     protobuf = destination.protocol == "http/protobuf"
     headers = destination.headers
     same_headers = headers[0] == headers[1] == headers[2]
-    return {
-        "otlp_endpoints": (endpoints[0], endpoints[1], endpoints[2]),
-        "otlp_protocol": destination.protocol,
-        "otlp_headers": headers[0] if same_headers else {},
-        "otlp_signal_headers": None if same_headers else headers,
-        "otlp_resource": protobuf_resource(resource) if protobuf else json_resource(resource),
-        "otlp_compressions": destination.compressions,
-        "otlp_timeouts": destination.timeouts,
-        "record_format": (
-            "sized" if config.otlp_encode_in == "writer" else "protobuf" if protobuf else "lines"
-        ),
-    }
+    settings = OtlpSettings(
+        endpoints=(endpoints[0], endpoints[1], endpoints[2]),
+        protocol=destination.protocol,
+        headers=headers[0] if same_headers else {},
+        signal_headers=None if same_headers else headers,
+        resource=protobuf_resource(resource) if protobuf else json_resource(resource),
+        compressions=destination.compressions,
+        timeouts=destination.timeouts,
+    )
+    record_format = (
+        "sized" if config.otlp_encode_in == "writer" else "protobuf" if protobuf else "lines"
+    )
+    return settings, record_format

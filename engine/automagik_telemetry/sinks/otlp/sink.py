@@ -1,6 +1,6 @@
 """OTLP/HTTP: turn batches of compact rows into export requests, send them, read the answers.
 
-The application side (``otlp_row_encoder``, ``writer_options``) resolves the destination
+The application side (``otlp_row_encoder``, ``otlp_settings``) resolves the destination
 (``sinks/otlp/config.py``); each track call is encoded once, compactly (``rows/compact.py``). The
 writer side (``OtlpSink``) builds each request once per batch: it decodes the batch with one
 msgspec call, spells every row out in the protocol's wire form (``rows/otlp_json.py``,
@@ -61,6 +61,7 @@ from ...rows.framing import split_delimited, split_sized
 from ...rows.otlp_json import OtlpJsonRows, json_scope
 from ...rows.otlp_protobuf import OtlpProtobufRows, delimited, protobuf_scope, varint
 from ...schema import LogSeverity, MetricType
+from ...settings import OtlpSettings
 from ...transport import (
     USER_AGENT,
     BatchTooLarge,
@@ -421,22 +422,20 @@ class OtlpSink:
 
     @classmethod
     def from_settings(cls, settings: WriterSettings, http: HttpClient) -> OtlpSink:
-        protobuf = settings.otlp_protocol == "http/protobuf"
-        resource = settings.otlp_resource
+        otlp = settings.sink
+        assert isinstance(otlp, OtlpSettings)
+        protobuf = otlp.protocol == "http/protobuf"
+        resource = otlp.resource
         clients: dict[float, HttpClient] = {settings.timeout: http}
         pool_size = max(2, settings.max_in_flight)
         routes: list[Route] = []
         for kind in range(len(SIGNALS)):
-            timeout = settings.otlp_timeouts[kind] or settings.timeout
+            timeout = otlp.timeouts[kind] or settings.timeout
             if timeout not in clients:
                 clients[timeout] = HttpClient(timeout, pool_size=pool_size)
-            name = settings.otlp_compressions[kind] or settings.compression
+            name = otlp.compressions[kind] or settings.compression
             chosen = codec("gzip" if name == "auto" else name)
-            extra = (
-                settings.otlp_signal_headers[kind]
-                if settings.otlp_signal_headers is not None
-                else settings.otlp_headers
-            )
+            extra = otlp.signal_headers[kind] if otlp.signal_headers is not None else otlp.headers
             content_type = PROTOBUF_TYPE if protobuf else JSON_TYPE
             if protobuf:
                 prefix = delimited(b"\x0a", resource)
@@ -446,7 +445,7 @@ class OtlpSink:
             routes.append(
                 Route(
                     kind=kind,
-                    url=settings.otlp_endpoints[kind],
+                    url=otlp.endpoints[kind],
                     headers=request_headers(content_type, extra, None),
                     codec=chosen,
                     http=clients[timeout],
