@@ -2,9 +2,12 @@
 
 A track call takes the ring's lock, encodes its row into the encoder's buffer, copies it into
 the shared-memory ring and returns: no I/O, no allocation beyond the row, nothing that can fail
-because of the network. The writer process (``writer/``) does the rest. A supervisor thread in
-this process restarts the writer if it dies and logs, through this process's ``logging``, the
-messages the writer publishes (once per kind of trouble).
+because of the network. The writer process (``writer/``) does the rest.
+
+This module is the facade: the public methods, the hot path (kept here, inline, because every
+call through another object costs the track call), flush and status. A full ring is the
+producer's policy (``producer.py``); starting, restarting and adopting writers and relaying
+their messages is the supervisor's (``supervisor.py``).
 """
 
 from __future__ import annotations
@@ -21,15 +24,14 @@ import time
 import traceback
 import weakref
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Final
 
 import msgspec
 
 from . import opt_in
 from .config import TelemetryConfig
-from .control import Control, Counter, SpoolState
-from .processes import process_alive
+from .control import Control, Counter
+from .producer import FullRing
 from .resource import Resource
 from .ring import segment as ring
 from .ring.layout import KIND_LOG, KIND_METRIC, KIND_TRACE, KINDS
@@ -38,14 +40,13 @@ from .rows.clickhouse import RowEncoder
 from .schema import LogSeverity, MetricType, parse_metric_type, parse_severity
 from .settings import WriterSettings, identity
 from .sinks import sink_spec
+from .supervisor import Supervisor
 
 log = logging.getLogger("automagik_telemetry")
 
 ERROR_EVENT: Final = "automagik.error"
 MAX_ERROR_MESSAGE: Final = 500
 MAX_TRACEBACK_FRAMES: Final = 20
-SUPERVISE_EVERY: Final = 0.2
-CRASH_LOOP_WINDOW: Final = 5.0  # a writer failing sooner than this after its start is looping
 DEFAULT_FLUSH_TIMEOUT: Final = 10.0
 _time_ns = time.time_ns
 
@@ -73,39 +74,6 @@ def spool_directory(config: TelemetryConfig) -> str:
     if config.spool_max_bytes == 0:
         return ""
     return os.path.join(config.resolved_spool_dir(), destination_key(config))
-
-
-def _package_root() -> str:
-    return str(Path(__file__).resolve().parent.parent)
-
-
-def _spawn_writer(
-    settings: WriterSettings, pass_fds: tuple[int, ...] = ()
-) -> subprocess.Popen[bytes]:
-    """Start the writer in a fresh interpreter (spawned, never forked) in its own session, so a
-    Ctrl-C aimed at the application does not stop it from draining."""
-    env = dict(os.environ)
-    root = _package_root()
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    # Batch bodies are large and short-lived: keep freed memory in the writer's heap rather than
-    # handing it back to the kernel and faulting it in again (page faults dominate otherwise).
-    env.setdefault("MALLOC_MMAP_THRESHOLD_", str(32 * 1024 * 1024))
-    env.setdefault("MALLOC_TRIM_THRESHOLD_", str(1024 * 1024 * 1024))
-    import multiprocessing.spawn
-
-    process = subprocess.Popen(
-        [multiprocessing.spawn.get_executable(), "-m", "automagik_telemetry.writer"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        env=env,
-        close_fds=True,
-        pass_fds=pass_fds,
-        start_new_session=True,
-    )
-    assert process.stdin is not None
-    process.stdin.write(msgspec.json.encode(settings))
-    process.stdin.close()
-    return process
 
 
 class AutomagikTelemetry:
@@ -143,20 +111,15 @@ class AutomagikTelemetry:
         self.verbose = config.verbose
         self._accepted = 0
         self._dropped: dict[str, int] = {}
-        self._gave_up = False
-        self._accepted_at_give_up = 0
         self._in_event_loop = threading.local()
         self._warned: set[str] = set()
         self._lock = threading.Lock()
         self._ring: RingWriter | None = None
-        self._writer: subprocess.Popen[bytes] | None = None
-        self._adopted: list[subprocess.Popen[bytes]] = []  # writers of orphans, see _start
+        self._supervisor: Supervisor | None = None
+        self._full_ring: FullRing | None = None
         self._refused_seen = 0  # rows the destination refused, as the last flush saw them
-        self._writer_restarts = 0
-        self._messages_seen = 0
+        self._writer_restarts = 0  # of the rings before this one (a fork starts a new one)
         self._closed = False
-        self._stop = threading.Event()
-        self._supervisor: threading.Thread | None = None
         self._rows: RowEncoder | None = None
         self._owner_pid = os.getpid()
         if self.enabled:
@@ -204,100 +167,23 @@ class AutomagikTelemetry:
         self._appenders = self._ring.appenders
         self._lock = self._ring.lock
         self._settings = msgspec.structs.replace(settings, segment=segment.name)
-        self._writer = _spawn_writer(self._settings)
-        self._writer_started = time.monotonic()
-        self._crash_streak = 0
         self._owner_pid = os.getpid()
-        self._stop = threading.Event()
-        self._supervisor = threading.Thread(
-            target=self._supervise, name="automagik-telemetry-supervisor", daemon=True
+        supervisor = Supervisor(self._ring, self._settings, self._warn_once)
+        self._supervisor = supervisor
+        self._full_ring = FullRing(
+            self.config, self._ring, self._control, lambda: supervisor.writer_alive
         )
-        self._supervisor.start()
+        supervisor.start()
         atexit.register(self._at_exit)
-        try:
-            self._adopt_orphans()
-        except Exception as exc:  # adoption is a courtesy: it never stops this client
-            log.debug("looking for segments left behind failed: %s", exc)
 
-    def _adopt_orphans(self) -> None:
-        """Deliver what earlier applications of this destination left in shared memory when
-        they and their writers both died (a SIGKILL to both, say): a segment whose writer lock
-        is free, whose application is gone and whose identity names this destination gets a
-        writer of its own, which delivers (or spools) its rows, then unlinks it. The writer
-        inherits the lock, so two clients never adopt the same segment."""
-        mine = self._settings
-        if sink_spec(mine.backend).single_session:  # one process opens an embedded database
-            return
-        for name in ring.segment_names():
-            if name == mine.segment:
-                continue
-            fd = ring.lock_segment(name)
-            if fd is None:  # a writer holds it, or it is not ours to open
-                continue
-            try:
-                found = ring.read_identity(fd)
-                if found is None or not found[1] or process_alive(found[0]):
-                    continue
-                pid, stored = found[0], msgspec.json.decode(found[1], type=WriterSettings)
-                if stored.destination != mine.destination:
-                    continue
-                settings = msgspec.structs.replace(
-                    stored, segment=name, producer_pid=pid, lock_fd=fd, verbose=mine.verbose,
-                    sink=stored.sink.with_credentials_of(mine.sink),
-                )  # fmt: skip
-                self._adopted.append(_spawn_writer(settings, pass_fds=(fd,)))
-                log.warning(
-                    "delivering the rows left in shared memory (%s) by process %d, which died "
-                    "with its writer", name, pid,
-                )  # fmt: skip
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                log.debug("segment %s has an identity this version cannot read: %s", name, exc)
-            finally:
-                os.close(fd)
-
-    def _supervise(self) -> None:
-        while not self._stop.wait(SUPERVISE_EVERY):
-            self._relay_writer_messages()
-            if self._adopted:  # reap the writers of adopted segments once they are done
-                self._adopted = [p for p in self._adopted if p.poll() is None]
-            writer = self._writer
-            if writer is not None and writer.poll() is not None and not self._closed:
-                pause = self._crash_loop_pause(writer.returncode)
-                if pause and self._stop.wait(pause):
-                    return
-                if not self._closed:
-                    self._restart_writer(writer.returncode)
-
-    def _crash_loop_pause(self, returncode: int | None) -> float:
-        """A writer killed by a signal is restarted at once. One that failed by itself soon
-        after it started is in a crash loop: wait 0.2 s, doubling up to 30 s, between tries."""
-        lived = time.monotonic() - self._writer_started
-        if (returncode is not None and returncode < 0) or lived > CRASH_LOOP_WINDOW:
-            self._crash_streak = 0
-            return 0.0
-        self._crash_streak += 1
-        return min(SUPERVISE_EVERY * float(1 << min(self._crash_streak - 1, 8)), 30.0)
-
-    def _restart_writer(self, returncode: int | None) -> None:
-        """The writer died: start another one, which resumes from the committed tail."""
-        self._writer_restarts += 1
-        self._warn_once(
-            f"writer-died-{min(self._writer_restarts, 2)}",
-            f"the writer process exited with code {returncode}; restarting it "
-            f"(restart {self._writer_restarts}); rows in the ring are kept",
-        )
-        if self._ring is not None:
-            self._writer = _spawn_writer(self._settings)
-            self._writer_started = time.monotonic()
+    @property
+    def _writer(self) -> subprocess.Popen[bytes] | None:
+        """The writer process of this client's ring (None before it starts or after a fork)."""
+        return self._supervisor.writer if self._supervisor is not None else None
 
     def _relay_writer_messages(self) -> None:
-        if self._ring is None:
-            return
-        self._messages_seen, messages = self._ring.messages.read(self._messages_seen)
-        for level, text in messages:
-            if level >= logging.WARNING:
-                self._last_error = text
-            log.log(level, "%s", text)
+        if self._supervisor is not None and self._ring is not None:
+            self._supervisor.relay_messages()
 
     def _at_exit(self) -> None:
         with contextlib.suppress(Exception):  # never fail the interpreter's exit
@@ -319,28 +205,10 @@ class AutomagikTelemetry:
         atexit.unregister(self._at_exit)
         ring_writer = self._ring
         self._control.request_shutdown()
-        writer = self._writer
-        grace = 2.0 if delivered else 0.5
-        if writer is not None:
-            try:
-                writer.wait(grace)
-            except subprocess.TimeoutExpired:
-                # Still delivering (the sink is slow or down): it keeps trying for a bounded
-                # time on its own and unlinks the segment when it exits.
-                threading.Thread(target=writer.wait, daemon=True).start()
-        for adopted in self._adopted:  # writers of segments left behind, finishing their work
-            try:
-                adopted.wait(0.5)
-            except subprocess.TimeoutExpired:
-                threading.Thread(target=adopted.wait, daemon=True).start()
-        self._adopted = []
-        self._stop.set()
-        if self._supervisor is not None and self._supervisor is not threading.current_thread():
-            self._supervisor.join(1.0)
-        self._relay_writer_messages()
+        assert self._supervisor is not None
+        writer_gone = self._supervisor.stop(grace=2.0 if delivered else 0.5)
         self._ring = None
         self._closed = True
-        writer_gone = writer is None or writer.poll() is not None
         segment = ring_writer.segment
         ring_writer.release()
         segment.close()
@@ -366,8 +234,10 @@ class AutomagikTelemetry:
         if self._ring is None or self._closed:
             return
         self._ring = None
-        self._writer = None
+        if self._supervisor is not None:
+            self._writer_restarts += self._supervisor.restarts
         self._supervisor = None
+        self._full_ring = None
         self._accepted = 0
         self._dropped = {}
         self._fork_pending = True
@@ -386,69 +256,15 @@ class AutomagikTelemetry:
     # --- tracking ---------------------------------------------------------------------------
 
     def _full(self, kind: int, row: bytes | bytearray) -> None:
-        """Slow path of a track call (lock held): the ring had no room for ``row``. The writer
-        puts rows on disk long before the ring fills, so this means the writer is gone or
-        stuck, or the disk refuses: with ``on_full="block"``, wait while the writer makes
-        progress (its tail moves), at most ``block_timeout`` without any."""
-        ring_writer = self._ring
-        assert ring_writer is not None
-        if self._gave_up and self._accepted != self._accepted_at_give_up:
-            self._gave_up = False  # the ring had room since: this call may wait again
-        if self.config.on_full != "block":
-            self._drop("ring_full", "the ring is full and on_full='drop'")
-            return
-        if (
-            not self._gave_up
-            and not getattr(self._in_event_loop, "active", False)
-            and self._wait_for_room(ring_writer, kind, row)
-        ):
+        """Slow path of a track call (lock held): the ring had no room for ``row``; the
+        full-ring policy (``producer.FullRing``) decides."""
+        policy = self._full_ring
+        assert policy is not None
+        may_wait = not getattr(self._in_event_loop, "active", False)
+        if policy.room(kind, row, self._accepted, may_wait=may_wait):
             self._accepted += 1
-            return
-        # After one wait that timed out, calls drop at once until the ring has room again:
-        # a stuck writer must not cost every call the whole block_timeout.
-        self._gave_up = True
-        self._accepted_at_give_up = self._accepted
-        reason, why = self._why_full()
-        self._drop(reason, why)
-
-    def _wait_for_room(self, ring_writer: RingWriter, kind: int, row: bytes | bytearray) -> bool:
-        """Wait for room while the writer makes progress (the ring's tail moves): at most
-        ``block_timeout`` seconds without any."""
-        timeout = self.config.block_timeout
-        tail = ring_writer.tail(kind)
-        deadline = time.monotonic() + timeout
-        pause = 0.00005
-        while True:
-            time.sleep(pause)
-            # at most 1 ms late: room comes a batch at a time, and a longer nap would leave it
-            # unused
-            pause = min(pause * 2, 0.001)
-            if ring_writer.put(kind, row):
-                return True
-            now = time.monotonic()
-            moved = ring_writer.tail(kind)
-            if moved != tail:
-                tail, deadline = moved, now + timeout
-            elif now >= deadline:
-                return False
-
-    def _why_full(self) -> tuple[str, str]:
-        """The drop reason of a full ring, and its explanation."""
-        writer = self._writer
-        if writer is None or writer.poll() is not None:
-            return "writer_gone", "the ring is full and its writer process is not running"
-        if self.config.spool_max_bytes == 0:
-            return "ring_full", "the ring is full and the spool is disabled (spool_max_bytes=0)"
-        if self._control.spool_state is SpoolState.UNWRITABLE:
-            return (
-                "spool_unwritable",
-                "the ring is full: the destination cannot take rows and the disk refuses the "
-                "spool's writes (see the writer's message)",
-            )
-        return (
-            "writer_stuck",
-            f"the ring is full and its writer made no progress for {self.config.block_timeout} s",
-        )
+        else:
+            self._drop(*policy.why())
 
     def _drop(self, reason: str, why: str) -> None:
         self._dropped[reason] = self._dropped.get(reason, 0) + 1
@@ -644,19 +460,8 @@ class AutomagikTelemetry:
         if ring_writer is None or self.config.on_full == "drop":
             track(*args)
             return
-        timeout = self.config.block_timeout
-        tails = [ring_writer.tail(k) for k in KINDS]
-        deadline = time.monotonic() + timeout
-        pause = 0.0005
-        while min(ring_writer.free_bytes(k) for k in KINDS) < ring_writer.max_row:
-            now = time.monotonic()
-            moved = [ring_writer.tail(k) for k in KINDS]
-            if moved != tails:  # the writer makes progress: keep waiting
-                tails, deadline = moved, now + timeout
-            elif now >= deadline:
-                break
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 0.02)
+        if self._full_ring is not None:
+            await self._full_ring.wait_async()
         self._in_event_loop.active = True  # this thread's call must not sleep if still full
         try:
             track(*args)
@@ -776,7 +581,8 @@ class AutomagikTelemetry:
             "accepted": self._accepted,
             "dropped": dict(self._dropped),
             "dropped_total": sum(self._dropped.values()),
-            "writer_restarts": self._writer_restarts,
+            "writer_restarts": self._writer_restarts
+            + (self._supervisor.restarts if self._supervisor is not None else 0),
         }
         ring_writer = self._ring
         if ring_writer is None:
@@ -811,7 +617,7 @@ class AutomagikTelemetry:
             ring_fill=round(used / capacity, 6),
             writer_alive=writer is not None and writer.poll() is None,
             writer_pid=writer.pid if writer is not None else None,
-            last_error=getattr(self, "_last_error", None) or None,
+            last_error=self._supervisor.last_error if self._supervisor is not None else None,
             sink_state=control.sink_state.name.lower(),
             spooled=control.get(Counter.ROWS_SPOOLED),
             spooled_batches=control.get(Counter.BATCHES_SPOOLED),
