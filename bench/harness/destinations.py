@@ -26,10 +26,10 @@ from typing import Any
 
 import urllib3
 
+from automagik_telemetry._net import is_loopback
 from automagik_telemetry.sinks.clickhouse import (
     MIN_SCHEMA_VERSION,
     auth_headers,
-    is_loopback,
     schema_statements,
 )
 

@@ -35,11 +35,12 @@ from .producer import FullRing
 from .resource import Resource
 from .ring import segment as ring
 from .ring.layout import KIND_LOG, KIND_METRIC, KIND_TRACE, KINDS
-from .ring.spsc import RingWriter
+from .ring.spsc import RingWriter, RowTooLarge
 from .rows.clickhouse import RowEncoder
 from .schema import LogSeverity, MetricType, parse_metric_type, parse_severity
 from .settings import WriterSettings, identity
 from .sinks import sink_spec
+from .sinks.otlp.config import SignalNotSent
 from .supervisor import Supervisor
 
 log = logging.getLogger("automagik_telemetry")
@@ -417,7 +418,12 @@ class AutomagikTelemetry:
         return level
 
     def _reject(self, exc: Exception) -> None:
-        reason = "too_large" if "exceeds the ring's limit" in str(exc) else "invalid"
+        if isinstance(exc, RowTooLarge):
+            reason = "too_large"
+        elif isinstance(exc, SignalNotSent):
+            reason = "not_sent"  # a signal with no destination it may be sent to
+        else:
+            reason = "invalid"
         self._dropped[reason] = self._dropped.get(reason, 0) + 1
         self._warn_once(
             f"reject:{reason}:{type(exc).__name__}",

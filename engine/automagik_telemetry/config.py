@@ -326,7 +326,12 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "Batches sent at once (ClickHouse parses each insert on one core).",
     ),
     Option("timeout", 5.0, _seconds(0.0, 300.0), "Seconds for one HTTP request."),
-    Option("max_retries", 3, _int(0, 100), "Retries of one batch before it is set aside."),
+    Option(
+        "max_retries",
+        3,
+        _int(0, 100),
+        "Retries of one batch; then it waits on disk (the spool) and is sent again later.",
+    ),
     Option("retry_backoff_base", 1.0, _seconds(0.0, 60.0), "First back-off in seconds; doubles."),
     Option("compression_enabled", True, _as_bool, "Compress request bodies."),
     Option(

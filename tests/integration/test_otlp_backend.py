@@ -376,7 +376,7 @@ def test_a_signal_left_on_the_vendor_endpoint_is_not_sent(
             status = client.get_status()
     assert status["enabled"]
     assert status["accepted"] == 1
-    assert status["dropped"] == {"invalid": 2}
+    assert status["dropped"] == {"not_sent": 2}
     assert [r.signal for r in receiver.requests] == ["metrics"]
     assert any("traces and logs are not sent" in r.getMessage() for r in caplog.records)
 

@@ -24,9 +24,10 @@ EXCEPTION_KEYS = ("exception.type", "exception.message", "exception.stacktrace")
 
 
 def scrub(value: Any) -> Any:
-    """Every str made encodable as UTF-8 (lone surrogates -> "?"), as the engine retries."""
+    """Every str made encodable as UTF-8 (lone surrogates -> "?"), as the engine retries.
+    Written character by character, not as the engine does it, so it can disagree."""
     if isinstance(value, str):
-        return value.encode("utf-8", "replace").decode("utf-8")
+        return "".join("?" if 0xD800 <= ord(c) <= 0xDFFF else c for c in value)
     if isinstance(value, Mapping):
         return {scrub(k): scrub(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):

@@ -20,6 +20,7 @@ import urllib3
 from urllib3.connection import HTTPConnection
 
 from automagik_telemetry.__about__ import __version__
+from automagik_telemetry._net import is_loopback
 from automagik_telemetry.sinks.clickhouse import (
     Target,
     auth_headers,
@@ -27,7 +28,6 @@ from automagik_telemetry.sinks.clickhouse import (
     connection_outcome,
     exception_code,
     insert_url,
-    is_loopback,
     server_message,
 )
 

@@ -59,6 +59,11 @@ from .segment import SharedSegment
 # --- memory ordering ----------------------------------------------------------------------
 
 
+class RowTooLarge(ValueError):
+    """A row larger than a ring takes (an eighth of it): it never fits, whatever the writer
+    does."""
+
+
 class _RingView:
     """What both ends share: the header words and the geometry."""
 
@@ -128,7 +133,7 @@ class RingWriter(_RingView):
             offset = head & mask
             if offset + size > capacity or head + size - tail > capacity or size > limit:
                 if size > limit:
-                    raise ValueError(f"a row of {size} bytes exceeds the ring's limit of {limit}")
+                    raise RowTooLarge(f"a row of {size} bytes exceeds the ring's limit of {limit}")
                 to_end = capacity - offset
                 need = size if size <= to_end else to_end + size
                 if head + need - tail > capacity:

@@ -43,9 +43,9 @@ import msgspec
 from ..schema import LogSeverity, MetricType
 from .framing import SIZED_HEADER as HEADER
 from .framing import split_sized
+from .otlp_common import INT64_LOW
 
 IDS_PER_REFILL: Final = 4096
-_INT_LOW: Final = -(1 << 63)
 _INT_END: Final = 1 << 64  # MessagePack carries uint64 too
 
 _pack_header = struct.Struct(">BI").pack_into
@@ -126,7 +126,7 @@ def portable(value: Any) -> Any:
     if t is str:
         return value.encode("utf-8", "replace").decode("utf-8")
     if t is int:
-        return value if _INT_LOW <= value < _INT_END else str(value)
+        return value if INT64_LOW <= value < _INT_END else str(value)
     if isinstance(value, Mapping):
         return {_portable_key(k): portable(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):

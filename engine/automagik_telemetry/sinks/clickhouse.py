@@ -14,7 +14,6 @@ Facts about servers this relies on (measured against 18.16 and current releases)
 
 from __future__ import annotations
 
-import ipaddress
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import Final
 
 import urllib3
 
+from .._net import is_loopback
 from ..retry import RETRYABLE_STATUS as SHARED_RETRYABLE_STATUS
 from ..rows.clickhouse import complete_rows
 from ..transport import (
@@ -71,16 +71,6 @@ REFUSED_CONTENT_CODES: Final = frozenset(
 )
 
 CODEC_PREFERENCE: Final = ("lz4", "zstd", "gzip")
-
-
-def is_loopback(url: str) -> bool:
-    host = urllib.parse.urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def insert_url(endpoint: str, table: str, settings: Mapping[str, str]) -> str:

@@ -41,13 +41,13 @@ endpoint's port is 4317, that the collector's OTLP/HTTP port is usually 4318).
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from ..._net import is_loopback
 from ...config import VENDOR_ENDPOINT, ConfigError, TelemetryConfig, _as_headers, _as_url
 
 SIGNALS: Final = ("traces", "metrics", "logs")  # ring kind order
@@ -82,14 +82,8 @@ def vendor_endpoints() -> tuple[str, str, str]:
     return derive_endpoints(VENDOR_ENDPOINT)
 
 
-def is_loopback(url: str) -> bool:
-    host = urllib.parse.urlsplit(url).hostname or ""
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+class SignalNotSent(RuntimeError):
+    """A track call for a signal that has no destination it may be sent to."""
 
 
 def _with_path(url: str, path: str) -> str:

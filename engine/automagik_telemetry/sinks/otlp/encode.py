@@ -11,7 +11,7 @@ from ...rows.compact import CompactRows
 from ...rows.otlp_json import OtlpJsonRows, json_resource
 from ...rows.otlp_protobuf import OtlpProtobufRows, protobuf_resource
 from ...settings import OtlpSettings
-from .config import SIGNALS, resolve_otlp, unconsented_signals
+from .config import SIGNALS, SignalNotSent, resolve_otlp, unconsented_signals
 
 if TYPE_CHECKING:
     from ...config import TelemetryConfig
@@ -19,10 +19,6 @@ if TYPE_CHECKING:
     from ...rows.clickhouse import RowEncoder
 
 log = logging.getLogger("automagik_telemetry.otlp")
-
-
-class SignalNotSent(RuntimeError):
-    """A track call for a signal that has no destination it may be sent to."""
 
 
 def otlp_row_encoder(config: TelemetryConfig, resource: Resource) -> RowEncoder:
