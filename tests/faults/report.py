@@ -1,5 +1,6 @@
 """The fault suite's report: per scenario, rows sent, rows stored, duplicates, time to recover;
-and the producer's cost per track call while the server is down against healthy.
+for the scenarios at speed also the rate held, the drops by reason, the spool's peak and the
+time to drain; and the producer's cost per track call while the server is down against healthy.
 
 Tests fill a :class:`ScenarioRecord` (the ``scenario`` fixture in ``conftest.py``) *before* they
 assert, so a failing scenario still shows what happened. ``conftest.py`` adds each test's
@@ -37,8 +38,13 @@ class ScenarioRecord:
     duplicates: int | None = None
     missing: int | None = None
     dropped: int | None = None  # rows the engine counted as dropped (spool full, ...)
+    drops_by_reason: dict[str, int] | None = None  # get_status()["dropped"] at the end
+    rate: float | None = None  # track_event calls per second the producer held (at speed)
+    spool_peak_bytes: int | None = None  # the largest spool get_status() reported
+    spool_peak_disk_bytes: int | None = None  # the largest spool sampled on disk
     recover_s: float | None = None  # fault cleared -> every number queryable
     recover_note: str = ""  # what the time to recover is measured from
+    drain_s: float | None = None  # fault ended -> every number tracked by then queryable
     notes: list[str] = field(default_factory=list)
     outcome: str = "not run"
 
@@ -95,6 +101,21 @@ def _cell(value: object) -> str:
     return str(value).replace("|", "\\|")
 
 
+def _reasons(drops: dict[str, int] | None) -> str:
+    if drops is None:
+        return "-"
+    return ", ".join(f"{reason} {count}" for reason, count in sorted(drops.items())) or "none"
+
+
+def _spool_peak(record: ScenarioRecord) -> str:
+    engine, disk = record.spool_peak_bytes, record.spool_peak_disk_bytes
+    if engine is None and disk is None:
+        return "-"
+    if engine is None:
+        return f"{disk} (on disk; not in get_status)"
+    return str(engine) if disk is None else f"{engine} (on disk {disk})"
+
+
 def render_markdown(report: FaultReport) -> str:
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -114,9 +135,17 @@ def render_markdown(report: FaultReport) -> str:
         "took it are at-least-once there; exactly-once cases run on the embedded engine (chdb) "
         "with the current schema too.",
         "",
-        "| scenario | backend | guarantee | rows sent | rows stored | distinct | duplicates "
-        "| missing | dropped (counted) | time to recover (s) | result | notes |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        "The scenarios *at speed* (`test_at_speed.py`) track from one process at 50,000 events/s "
+        "(bursts of 5,000 every 0.1 s, paced against the clock) with default settings: *rate* "
+        'is the calls per second the producer held, *drops by reason* `get_status()["dropped"]` '
+        "at the end, *spool peak* the largest spool `get_status()` reported while sampled every "
+        "0.5 s (and the largest sampled on disk), *drain* the seconds from the end of the fault "
+        "until every number tracked by then was queryable (the producer goes on tracking).",
+        "",
+        "| scenario | backend | guarantee | rate (events/s) | rows sent | rows stored | distinct "
+        "| duplicates | missing | dropped (counted) | drops by reason | spool peak (bytes) "
+        "| time to recover (s) | drain (s) | result | notes |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---|",
     ]
     for record in report.scenarios.values():
         recover = _cell(record.recover_s)
@@ -129,13 +158,17 @@ def render_markdown(report: FaultReport) -> str:
                     _cell(record.title or record.nodeid),
                     _cell(record.backend),
                     _cell(record.guarantee),
+                    "-" if record.rate is None else f"{record.rate:,.0f}",
                     _cell(record.sent),
                     _cell(record.stored),
                     _cell(record.distinct),
                     _cell(record.duplicates),
                     _cell(record.missing),
                     _cell(record.dropped),
+                    _cell(_reasons(record.drops_by_reason)),
+                    _cell(_spool_peak(record)),
                     recover,
+                    _cell(record.drain_s),
                     _cell(record.outcome.upper() if record.outcome != "passed" else "passed"),
                     _cell("; ".join(record.notes)),
                 ]

@@ -1,14 +1,20 @@
 """The fault machinery itself: LocalClickHouse taken down and brought back on the same port with
-the same data (kill, halt, restart, pause/resume), and the HTTP front's script and hooks."""
+the same data (kill, halt, restart, pause/resume), and the HTTP front's script, hooks and
+holds."""
 
 from __future__ import annotations
 
+import secrets
+import threading
 import time
+import urllib.parse
+from collections.abc import Callable
 
 import pytest
 import urllib3
 
 from automagik_telemetry.local_clickhouse import LocalClickHouse
+from tests.faults.helpers import wait_until
 from tests.support import process_alive
 from tests.support.servers.http_front import DROP, Answer, HttpFront
 
@@ -71,3 +77,64 @@ def test_http_front_scripts_answers_and_passes_through(fault_server: LocalClickH
     pool.clear()
     assert actions[:3] == [("scripted", 429), ("dropped", None), ("forwarded", 200)]
     assert actions[3][0] == "forwarded"
+
+
+def test_http_front_holds_delay_throttle_release_and_drop_abandoned_requests(
+    fault_server: LocalClickHouse,
+) -> None:
+    """``delay`` holds each insert, ``throttle`` lets them through one at a time at a rate of
+    rows, ``release`` lets held requests go at once, and a request whose client gave up during
+    its hold is never forwarded (the server does not store it)."""
+    database = "front_" + secrets.token_hex(3)
+    fault_server.query(f"CREATE DATABASE {database}")
+    fault_server.query(f"CREATE TABLE {database}.t (x UInt32) ENGINE = MergeTree ORDER BY x")
+    target = "/?" + urllib.parse.urlencode(
+        {"query": f"INSERT INTO {database}.t FORMAT JSONEachRow"}
+    )
+    headers = {"X-ClickHouse-User": fault_server.username,
+               "X-ClickHouse-Key": fault_server.password}  # fmt: skip
+    pool = urllib3.PoolManager(retries=False, maxsize=4)
+
+    def insert(rows: int, first: int = 0, read: float = 10.0) -> int:
+        body = b"".join(b'{"x":%d}\n' % i for i in range(first, first + rows))
+        answer = pool.request("POST", front.url + target, body=body, headers=headers,
+                              timeout=urllib3.Timeout(connect=2, read=read))  # fmt: skip
+        return answer.status
+
+    def timed(what: Callable[[], object]) -> float:
+        started = time.monotonic()
+        what()
+        return time.monotonic() - started
+
+    try:
+        with HttpFront(fault_server.url) as front:
+            front.delay(0.4)
+            assert timed(lambda: insert(10)) >= 0.4
+            query = pool.request("POST", front.url + "/", body=b"SELECT 1", headers=headers)
+            assert query.data.strip() == b"1"  # not an insert: not held
+
+            front.throttle(100)  # rows per second: 20 rows take 0.2 s, two inserts 0.4 s
+            both = [threading.Thread(target=insert, args=(20, 100 + 20 * i)) for i in range(2)]
+            assert timed(lambda: [(t.start(), t.join()) for t in both]) >= 0.38
+
+            front.delay(1.0)
+            with pytest.raises(urllib3.exceptions.ReadTimeoutError):
+                insert(5, 1000, read=0.3)  # gives up during the hold
+            pool.clear()
+            assert wait_until(lambda: any(e.action == "client-gone" for e in front.exchanges), 3)
+
+            front.delay(30.0)
+            late = threading.Thread(target=insert, args=(5, 2000))
+            late.start()
+            time.sleep(0.2)
+            assert timed(lambda: (front.release(), late.join(5))) < 2.0
+            exchanges = front.exchanges
+        held = [(e.rows, e.action, e.status) for e in exchanges if e.insert]
+        assert held == [(10, "forwarded", 200), (20, "forwarded", 200), (20, "forwarded", 200),
+                        (5, "client-gone", None), (5, "forwarded", 200)], held  # fmt: skip
+        stored = fault_server.query(f"SELECT count(), countIf(x >= 1000 AND x < 2000) "
+                                    f"FROM {database}.t").split()  # fmt: skip
+        assert stored == ["55", "0"]  # 10 + 20 + 20 + 5: the abandoned insert is not there
+    finally:
+        pool.clear()
+        fault_server.query(f"DROP DATABASE IF EXISTS {database}")

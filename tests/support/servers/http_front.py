@@ -11,6 +11,13 @@ answered, before relaying the answer (e.g. SIGKILL the client's writer: the serv
 batch, the client never learns it). When the upstream cannot be reached the front answers 502,
 like a real load balancer.
 
+Holds slow the destination down without refusing anything: ``delay(3.0)`` forwards each insert
+only 3 s after it was read (a server that answers late), ``throttle(25_000)`` lets inserts through
+one at a time, each after ``rows / 25,000`` s (a server that takes 25,000 rows/s however many
+requests are in flight). A request whose client gave up during its hold (timed out and closed the
+connection) is not forwarded: the upstream never sees it, so a held request cannot be stored
+behind the client's back. ``release()`` ends the hold and wakes every request waiting in it.
+
 Every exchange is logged (when the request was read, when and how it was answered), so a test can
 check how the client behaved, e.g. that it waited out a ``Retry-After``.
 """
@@ -19,6 +26,8 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import select
+import socket
 import threading
 import time
 import urllib.parse
@@ -53,6 +62,7 @@ class Answer:
 
 
 DROP: Final = "drop"  # a script step: close the connection without answering
+COMPRESSED_BYTES_PER_ROW: Final = 12  # an LZ4-framed row of a numbered event, measured
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,29 @@ class Request:
     def is_insert(self) -> bool:
         return self.query.lstrip().upper().startswith("INSERT")
 
+    @property
+    def compressed(self) -> bool:
+        params = urllib.parse.parse_qs(urllib.parse.urlsplit(self.target).query)
+        encoding = {k.lower(): v for k, v in self.headers.items()}.get("content-encoding", "")
+        return bool(encoding and encoding != "identity") or params.get("decompress") == ["1"]
+
+    @property
+    def rows(self) -> int:
+        """Rows in the body of an insert: JSONEachRow ends every row with a newline. A
+        compressed body is counted at ``COMPRESSED_BYTES_PER_ROW`` (the client sends
+        uncompressed bodies to a server on loopback, so this is a fallback)."""
+        if not self.is_insert:
+            return 0
+        if self.compressed:
+            return max(1, len(self.body) // COMPRESSED_BYTES_PER_ROW)
+        return self.body.count(b"\n")
+
+
+def inserts(request: Request) -> bool:
+    """The requests holds apply to by default: inserts (the client's discovery queries and
+    the tests' own queries pass)."""
+    return request.is_insert
+
 
 @dataclass(frozen=True)
 class Exchange:
@@ -90,6 +123,8 @@ class Exchange:
     body_crc: int = 0  # CRC-32 of the request body: a batch sent twice has the same one
     body_length: int = 0
     body: bytes = field(default=b"", repr=False)  # kept with HttpFront(keep_bodies=True)
+    rows: int = 0  # rows of an insert (see Request.rows)
+    held: float = 0.0  # seconds the request waited in a hold before it went on
 
 
 @dataclass
@@ -97,6 +132,15 @@ class _KillHook:
     when: Callable[[Request], bool]
     fraction: float
     hook: Callable[[], object]
+
+
+@dataclass
+class _Hold:
+    seconds: Callable[[Request], float]
+    only: Callable[[Request], bool]
+    serial: bool  # one request at a time through the hold (a link of fixed capacity)
+    released: threading.Event = field(default_factory=threading.Event)
+    link: threading.Lock = field(default_factory=threading.Lock)
 
 
 @dataclass
@@ -122,6 +166,7 @@ class HttpFront:
         self._lock = threading.Lock()
         self._script = _Script()
         self._kill: _KillHook | None = None
+        self._hold: _Hold | None = None
         self._exchanges: list[Exchange] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -144,6 +189,7 @@ class HttpFront:
         return self
 
     def stop(self) -> None:
+        self.release()
         server, self._server = self._server, None
         if server is not None:
             server.shutdown()
@@ -208,6 +254,34 @@ class HttpFront:
         with self._lock:
             self._kill = _KillHook(when, -1.0, hook)
 
+    def delay(self, seconds: float, *, only: Callable[[Request], bool] = inserts) -> None:
+        """From now on, hold each request ``only`` accepts (inserts by default) ``seconds``
+        before forwarding it: a server that answers every insert that much later. Requests are
+        held side by side (two in flight each wait ``seconds``)."""
+        self._set_hold(_Hold(lambda _request: seconds, only, serial=False))
+
+    def throttle(self, rows_per_s: float, *, only: Callable[[Request], bool] = inserts) -> None:
+        """From now on, let the requests ``only`` accepts (inserts by default) through one at a
+        time, each held ``rows / rows_per_s`` seconds: the destination takes ``rows_per_s`` rows
+        a second however many requests the client has in flight (a request waits for those
+        ahead of it, then for its own rows)."""
+        if rows_per_s <= 0:
+            raise ValueError(f"rows_per_s must be positive, got {rows_per_s}")
+        self._set_hold(_Hold(lambda request: request.rows / rows_per_s, only, serial=True))
+
+    def release(self) -> None:
+        """End the hold: requests waiting in it go on at once, new ones are not held."""
+        with self._lock:
+            hold, self._hold = self._hold, None
+        if hold is not None:
+            hold.released.set()
+
+    def _set_hold(self, hold: _Hold) -> None:
+        with self._lock:
+            previous, self._hold = self._hold, hold
+        if previous is not None:
+            previous.released.set()
+
     @property
     def hook_armed(self) -> bool:
         """A one-shot hook is waiting for its request."""
@@ -237,6 +311,11 @@ class HttpFront:
                 self._kill = None
                 return kill
             return None
+
+    def _take_hold(self, request: Request) -> _Hold | None:
+        with self._lock:
+            hold = self._hold
+        return hold if hold is not None and hold.only(request) else None
 
     def _log(self, exchange: Exchange) -> None:
         with self._lock:
@@ -271,8 +350,15 @@ class _Handler(BaseHTTPRequestHandler):
         received = time.monotonic()
         owner = self.owner
         step = owner._next_step(request)
+        held = 0.0
         try:
-            if step is None:
+            hold = owner._take_hold(request) if step is None else None
+            if hold is not None:
+                held = self._wait(hold, request)
+            if hold is not None and self._client_gone():
+                action, status, retry_after = "client-gone", None, None
+                self.close_connection = True
+            elif step is None:
                 action, status = self._forward(request, owner._take_kill(request))
                 retry_after = None
             elif step == DROP:
@@ -290,7 +376,28 @@ class _Handler(BaseHTTPRequestHandler):
         owner._log(Exchange(received, time.monotonic(), request.method, request.query,
                             request.is_insert, action, status, retry_after,
                             zlib.crc32(body), len(body),
-                            body if owner.keep_bodies else b""))  # fmt: skip
+                            body if owner.keep_bodies else b"", request.rows,
+                            held))  # fmt: skip
+
+    def _wait(self, hold: _Hold, request: Request) -> float:
+        """Wait out ``hold`` for ``request`` (cut short by ``release()``); the seconds waited."""
+        started = time.monotonic()
+        if hold.serial:
+            with hold.link:
+                if not hold.released.is_set():
+                    hold.released.wait(hold.seconds(request))
+        else:
+            hold.released.wait(hold.seconds(request))
+        return time.monotonic() - started
+
+    def _client_gone(self) -> bool:
+        """The client closed its end (it gave up on this request): readable with nothing to
+        read. HTTP/1.1 clients send no second request before the answer to the first."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
 
     def _answer(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
         self.send_response(status)
