@@ -357,20 +357,21 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "on_full",
         "block",
         _choice(ON_FULL_POLICIES),
-        "When the ring is full: block (up to block_timeout, then drop) or drop.",
+        "When the ring is full (the writer gone or stuck, or the disk refusing): block while the "
+        "writer makes progress, then drop; or drop.",
     ),
     Option(
         "block_timeout",
         2.0,
         _seconds(0.0, 60.0, open_min=False),
-        "Seconds a track call may wait for room with on_full=block.",
+        "Seconds without any progress of the writer a track call waits for room (on_full=block).",
     ),
     Option(
         "spool_dir",
         None,
         _optional(_required_text),
-        "Directory for batches that could not be delivered. Unset: "
-        "~/.cache/automagik-telemetry/spool.",
+        "Directory for batches that cannot leave soon (the disk takes over before the ring "
+        "fills). Unset: ~/.cache/automagik-telemetry/spool.",
     ),
     Option("spool_max_bytes", 256 * MiB, _int(0, 1 << 40), "Bound of the spool directory."),
     Option(
