@@ -173,7 +173,7 @@ def test_cut_batch_at_row_boundary(benchmark: Any) -> None:
 @pytest.mark.benchmark(group="frame a batch (10,000 rows)")
 def test_frame_otlp_json_batch(benchmark: Any) -> None:
     from automagik_telemetry.rows.otlp_json import OtlpJsonRows, json_resource, json_scope
-    from automagik_telemetry.sinks.otlp.sink import frame_json, json_envelope
+    from automagik_telemetry.sinks.otlp.framing import frame_json, json_envelope
 
     encoder = OtlpJsonRows()
     ops = [op for op in operations(Workload(count=20_000)) if op[0] == EVENT][:10_000]

@@ -30,7 +30,8 @@ from automagik_telemetry.rows.compact import CompactRows, decode_batch, is_compa
 from automagik_telemetry.rows.framing import split_sized
 from automagik_telemetry.schema import LogSeverity, MetricType
 from automagik_telemetry.settings import WriterSettings
-from automagik_telemetry.sinks.otlp.sink import OtlpSink, frame_protobuf
+from automagik_telemetry.sinks.otlp.framing import frame_protobuf
+from automagik_telemetry.sinks.otlp.sink import OtlpSink
 from automagik_telemetry.transport import BatchTooLarge, HttpClient
 from tests.support import otlp_reference as ref
 from tests.support.otlp import assert_no_unknown_fields, attribute_dict, key_values

@@ -46,13 +46,9 @@ from automagik_telemetry.rows.otlp_json import OtlpJsonRows, json_resource
 from automagik_telemetry.rows.otlp_protobuf import OtlpProtobufRows, protobuf_resource
 from automagik_telemetry.schema import LogSeverity, MetricType
 from automagik_telemetry.settings import OtlpSettings, WriterSettings
-from automagik_telemetry.sinks.otlp.sink import (
-    OtlpSink,
-    classify,
-    frame_protobuf,
-    receiver_message,
-    request_headers,
-)
+from automagik_telemetry.sinks.otlp.answers import classify, receiver_message
+from automagik_telemetry.sinks.otlp.framing import frame_protobuf
+from automagik_telemetry.sinks.otlp.sink import OtlpSink, request_headers
 from automagik_telemetry.transport import HttpClient
 from tests.support.otlp import assert_no_unknown_fields
 from tests.support.otlp import key_values as kvs

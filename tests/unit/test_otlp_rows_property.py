@@ -36,7 +36,7 @@ from automagik_telemetry.rows import otlp_common, otlp_protobuf
 from automagik_telemetry.rows.otlp_json import OtlpJsonRows, json_resource, json_scope
 from automagik_telemetry.rows.otlp_protobuf import OtlpProtobufRows
 from automagik_telemetry.schema import LogSeverity, MetricType
-from automagik_telemetry.sinks.otlp.sink import frame_json, json_envelope
+from automagik_telemetry.sinks.otlp.framing import frame_json, json_envelope
 from tests.support import otlp_reference as ref
 from tests.support.otlp import assert_no_unknown_fields
 from tests.support.servers import otlp_receiver

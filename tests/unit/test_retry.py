@@ -9,7 +9,7 @@ import pytest
 
 from automagik_telemetry.retry import RETRYABLE_STATUS, RetryPolicy, pause
 from automagik_telemetry.sinks import clickhouse
-from automagik_telemetry.sinks.otlp import sink as otlp_sink
+from automagik_telemetry.sinks.otlp import answers as otlp_answers
 
 
 def test_waits_double_from_the_base_and_stop_at_the_cap() -> None:
@@ -51,7 +51,7 @@ def test_one_retryable_set_which_clickhouse_extends_with_500() -> None:
     assert policy.extended_by(frozenset({500})).retryable_status(500)
     assert frozenset({408, 429, 502, 503, 504}) == RETRYABLE_STATUS
     assert RETRYABLE_STATUS | {500} == clickhouse.RETRYABLE_STATUS
-    assert otlp_sink.RETRYABLE_STATUS is RETRYABLE_STATUS
+    assert otlp_answers.RETRYABLE_STATUS is RETRYABLE_STATUS
 
 
 def test_a_pause_ends_as_soon_as_the_event_is_set() -> None:
