@@ -12,7 +12,6 @@ their messages is the supervisor's (``supervisor.py``).
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import contextlib
 import hashlib
@@ -30,17 +29,19 @@ import msgspec
 
 from . import opt_in
 from .config import TelemetryConfig
-from .control import Control, Counter
+from .control import Control
+from .flushing import Flush
 from .producer import FullRing
 from .resource import Resource
 from .ring import segment as ring
-from .ring.layout import KIND_LOG, KIND_METRIC, KIND_TRACE, KINDS
+from .ring.layout import KIND_LOG, KIND_METRIC, KIND_TRACE
 from .ring.spsc import RingWriter, RowTooLarge
 from .rows.clickhouse import RowEncoder
 from .schema import LogSeverity, MetricType, parse_metric_type, parse_severity
 from .settings import WriterSettings, identity
 from .sinks import sink_spec
 from .sinks.otlp.config import SignalNotSent
+from .status import ring_status, stopped_status
 from .supervisor import Supervisor
 
 log = logging.getLogger("automagik_telemetry")
@@ -48,7 +49,6 @@ log = logging.getLogger("automagik_telemetry")
 ERROR_EVENT: Final = "automagik.error"
 MAX_ERROR_MESSAGE: Final = 500
 MAX_TRACEBACK_FRAMES: Final = 20
-DEFAULT_FLUSH_TIMEOUT: Final = 10.0
 _time_ns = time.time_ns
 
 _clients: weakref.WeakSet[AutomagikTelemetry] = weakref.WeakSet()
@@ -164,6 +164,7 @@ class AutomagikTelemetry:
         segment = ring.create_segment(self.config.ring_size, identity(settings))
         self._ring = RingWriter(segment)
         self._control = Control(self._ring.words)
+        self._flush = Flush(self._ring, self._control, self._ring.lock)
         self._refused_seen = 0  # the new ring's counters start at zero (after a fork too)
         self._appenders = self._ring.appenders
         self._lock = self._ring.lock
@@ -198,10 +199,10 @@ class AutomagikTelemetry:
             return True
         # Wait until every row is safe (delivered, or in the spool when the destination is
         # down), then stop: an outage never holds the application's exit for long.
-        targets = self._request_flush()
-        if targets is not None:
-            self._wait_for(targets, timeout, safe_only=True)
-        delivered = self._flushed(targets) if targets is not None else True
+        flush = self._flush
+        targets = flush.request()
+        flush.wait(targets, timeout, safe_only=True)
+        delivered = flush.reached(targets)
         self._closed = True
         atexit.unregister(self._at_exit)
         ring_writer = self._ring
@@ -476,64 +477,29 @@ class AutomagikTelemetry:
 
     async def flush_async(self, timeout: float | None = None) -> bool:
         """``flush`` that waits with ``asyncio.sleep``."""
-        target = self._request_flush()
-        if target is None:
+        flush = self._flush_of_this_process()
+        if flush is None:
             return True
-        deadline = time.monotonic() + (DEFAULT_FLUSH_TIMEOUT if timeout is None else timeout)
-        pause = 0.001
-        while not self._flushed(target):
-            if time.monotonic() >= deadline:
-                return False
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 0.05)
-        return True
+        return await flush.wait_async(flush.request(), timeout)
 
     # --- flush and status -------------------------------------------------------------------
 
-    def _request_flush(self) -> list[int] | None:
-        """Ask the writer to deliver, now, every row written so far; the targets to wait for."""
-        ring_writer = self._ring
-        if ring_writer is None or os.getpid() != self._owner_pid:
+    def _flush_of_this_process(self) -> Flush | None:
+        """The flush protocol of this process's ring (none when disabled, shut down, or in a
+        forked child that has not tracked yet)."""
+        if self._ring is None or os.getpid() != self._owner_pid:
             return None
-        targets = []
-        with self._lock:
-            for kind in KINDS:
-                target = ring_writer.written_head(kind)
-                self._control.request_flush(kind, target)
-                targets.append(target)
-        return targets
-
-    def _flushed(self, targets: list[int], *, safe_only: bool = False) -> bool:
-        """Every row below the targets delivered (or, with ``safe_only``, delivered or
-        spooled: the ring's tail has passed them)."""
-        ring_writer = self._ring
-        if ring_writer is None:
-            return True
-        position = ring_writer.tail if safe_only else self._control.delivered
-        return all(position(k) >= t for k, t in zip(KINDS, targets, strict=True))
-
-    def _wait_for(self, targets: list[int], timeout: float | None, *, safe_only: bool) -> bool:
-        deadline = time.monotonic() + (DEFAULT_FLUSH_TIMEOUT if timeout is None else timeout)
-        pause = 0.0005
-        while not self._flushed(targets, safe_only=safe_only):
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(pause)
-            pause = min(pause * 2, 0.02)
-        return True
+        return self._flush
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every row tracked before this call is delivered (queryable at the
         destination), at most ``timeout`` seconds (default 10). Returns whether it was: False
         also when, since the previous flush, the destination refused rows for what they hold
         (they are set aside on disk, counted in ``get_status()["set_aside"]``)."""
-        targets = self._request_flush()
-        if targets is None:
+        flush = self._flush_of_this_process()
+        if flush is None:
             return True
-        delivered = self._wait_for(targets, timeout, safe_only=False)
-        ring_writer = self._ring
-        if ring_writer is None:
-            return delivered
+        delivered = flush.wait(flush.request(), timeout, safe_only=False)
         refused = self._control.refused_rows()
         seen, self._refused_seen = self._refused_seen, refused
         return delivered and refused == seen
@@ -590,59 +556,13 @@ class AutomagikTelemetry:
             "writer_restarts": self._writer_restarts
             + (self._supervisor.restarts if self._supervisor is not None else 0),
         }
-        ring_writer = self._ring
-        if ring_writer is None:
-            status.update(
-                sent=0, failed=0, retried=0, bytes_on_wire=0, bytes_uncompressed=0, set_aside=0,
-                ring_fill=0.0, ring_bytes_used=0, writer_alive=False, last_error=None,
-                queue_sizes={"traces": 0, "metrics": 0, "logs": 0}, sink_state="stopped",
-                resent_after_timeout=0, spool_bytes=0, spool_batches=0, spool_peak_bytes=0,
-                spooled_oldest_age_s=None, spill_bytes_per_s=0, spool_state="usable",
-            )  # fmt: skip
-            return status
-        control = self._control
-        for reason, counter in (("spool_full", Counter.ROWS_DROPPED_WRITER),
-                                ("rejected_by_destination", Counter.ROWS_REJECTED)):  # fmt: skip
-            if control.get(counter):
-                status["dropped"][reason] = control.get(counter)
+        ring_writer, supervisor = self._ring, self._supervisor
+        if ring_writer is None or supervisor is None:
+            status.update(stopped_status())
+        else:
+            self._relay_writer_messages()
+            status.update(ring_status(ring_writer, self._control, supervisor, status["dropped"]))
         status["dropped_total"] = sum(status["dropped"].values())
-        used = ring_writer.used_bytes()
-        capacity = ring_writer.capacity * len(KINDS)
-        writer = self._writer
-        self._relay_writer_messages()
-        oldest_ns = control.get(Counter.SPOOL_OLDEST_NS)
-        status.update(
-            sent=control.get(Counter.ROWS_SENT),
-            batches_sent=control.get(Counter.BATCHES_SENT),
-            failed=control.get(Counter.SEND_FAILURES),
-            retried=control.get(Counter.RETRIES),
-            resent_after_timeout=control.get(Counter.RESENT_AFTER_TIMEOUT),
-            bytes_on_wire=control.get(Counter.BYTES_WIRE),
-            bytes_uncompressed=control.get(Counter.BYTES_RAW),
-            ring_bytes_used=used,
-            ring_fill=round(used / capacity, 6),
-            writer_alive=writer is not None and writer.poll() is None,
-            writer_pid=writer.pid if writer is not None else None,
-            last_error=self._supervisor.last_error if self._supervisor is not None else None,
-            sink_state=control.sink_state.name.lower(),
-            spooled=control.get(Counter.ROWS_SPOOLED),
-            spooled_batches=control.get(Counter.BATCHES_SPOOLED),
-            spool_corrupt_files=control.get(Counter.SPOOL_CORRUPT),
-            # what the spool holds now (every writer of this destination's batches)
-            spool_bytes=control.get(Counter.SPOOL_BYTES),
-            spool_batches=control.get(Counter.SPOOL_BATCHES),
-            spool_peak_bytes=control.get(Counter.SPOOL_PEAK_BYTES),
-            spooled_oldest_age_s=(
-                round(max(0.0, (time.time_ns() - oldest_ns) / 1e9), 3) if oldest_ns else None
-            ),
-            spill_bytes_per_s=control.get(Counter.SPILL_RATE),
-            bytes_spilled=control.get(Counter.BYTES_SPILLED),
-            spool_state=control.spool_state.name.lower(),
-            spool_errors=control.get(Counter.SPOOL_ERRORS),
-            # rows of batches the destination refused for what they hold, kept on disk
-            set_aside=control.get(Counter.ROWS_SET_ASIDE),
-            queue_sizes={"traces": 0, "metrics": 0, "logs": 0},
-        )
         return status
 
     def __repr__(self) -> str:
