@@ -19,8 +19,6 @@ import logging
 import os
 import subprocess
 import threading
-import time
-import traceback
 import weakref
 from collections.abc import Mapping
 from typing import Any, Final
@@ -31,26 +29,21 @@ from . import opt_in
 from .config import TelemetryConfig
 from .control import Control
 from .flushing import Flush
-from .producer import FullRing
+from .producer import FullRing, Producer
 from .resource import Resource
 from .ring import segment as ring
-from .ring.layout import KIND_LOG, KIND_METRIC, KIND_TRACE
-from .ring.spsc import RingWriter, RowTooLarge
+from .ring.spsc import RingWriter
 from .rows.clickhouse import RowEncoder
-from .schema import LogSeverity, MetricType, parse_metric_type, parse_severity
+from .schema import LogSeverity, MetricType
 from .settings import WriterSettings, identity
 from .sinks import sink_spec
-from .sinks.otlp.config import SignalNotSent
 from .status import ring_status, stopped_status
 from .supervisor import Supervisor
 
 log = logging.getLogger("automagik_telemetry")
 
-ERROR_EVENT: Final = "automagik.error"
-MAX_ERROR_MESSAGE: Final = 500
-MAX_TRACEBACK_FRAMES: Final = 20
-_time_ns = time.time_ns
 
+TRACK_METHODS: Final = ("track_event", "track_error", "track_metric", "track_log")
 _clients: weakref.WeakSet[AutomagikTelemetry] = weakref.WeakSet()
 
 
@@ -112,16 +105,14 @@ class AutomagikTelemetry:
         self.verbose = config.verbose
         self._accepted = 0
         self._dropped: dict[str, int] = {}
-        self._in_event_loop = threading.local()
         self._warned: set[str] = set()
         self._lock = threading.Lock()
         self._ring: RingWriter | None = None
         self._supervisor: Supervisor | None = None
-        self._full_ring: FullRing | None = None
+        self._producer: Producer | None = None
         self._refused_seen = 0  # rows the destination refused, as the last flush saw them
         self._writer_restarts = 0  # of the rings before this one (a fork starts a new one)
         self._closed = False
-        self._rows: RowEncoder | None = None
         self._owner_pid = os.getpid()
         if self.enabled:
             self._start()
@@ -159,22 +150,26 @@ class AutomagikTelemetry:
 
     def _start(self) -> None:
         """Create this process's ring and writer."""
-        self._rows = self._make_encoder()
+        rows = self._make_encoder()
         settings = self._writer_settings("")
         segment = ring.create_segment(self.config.ring_size, identity(settings))
         self._ring = RingWriter(segment)
         self._control = Control(self._ring.words)
         self._flush = Flush(self._ring, self._control, self._ring.lock)
         self._refused_seen = 0  # the new ring's counters start at zero (after a fork too)
-        self._appenders = self._ring.appenders
         self._lock = self._ring.lock
         self._settings = msgspec.structs.replace(settings, segment=segment.name)
         self._owner_pid = os.getpid()
         supervisor = Supervisor(self._ring, self._settings, self._warn_once)
         self._supervisor = supervisor
-        self._full_ring = FullRing(
+        full_ring = FullRing(
             self.config, self._ring, self._control, lambda: supervisor.writer_alive
         )
+        self._accepted += self._producer.accepted if self._producer is not None else 0
+        self._producer = Producer(
+            self.config, self._ring, rows, full_ring, self._dropped, self._warn_once
+        )
+        self._bind(self._producer)
         supervisor.start()
         atexit.register(self._at_exit)
 
@@ -204,6 +199,7 @@ class AutomagikTelemetry:
         flush.wait(targets, timeout, safe_only=True)
         delivered = flush.reached(targets)
         self._closed = True
+        self._bind(None)  # later calls take the slow path: counted as after_shutdown
         atexit.unregister(self._at_exit)
         ring_writer = self._ring
         self._control.request_shutdown()
@@ -239,7 +235,8 @@ class AutomagikTelemetry:
         if self._supervisor is not None:
             self._writer_restarts += self._supervisor.restarts
         self._supervisor = None
-        self._full_ring = None
+        self._bind(None)
+        self._producer = None
         self._accepted = 0
         self._dropped = {}
         self._fork_pending = True
@@ -257,28 +254,9 @@ class AutomagikTelemetry:
 
     # --- tracking ---------------------------------------------------------------------------
 
-    def _full(self, kind: int, row: bytes | bytearray) -> None:
-        """Slow path of a track call (lock held): the ring had no room for ``row``; the
-        full-ring policy (``producer.FullRing``) decides."""
-        policy = self._full_ring
-        assert policy is not None
-        may_wait = not getattr(self._in_event_loop, "active", False)
-        if policy.room(kind, row, self._accepted, may_wait=may_wait):
-            self._accepted += 1
-        else:
-            self._drop(*policy.why())
-
-    def _drop(self, reason: str, why: str) -> None:
-        self._dropped[reason] = self._dropped.get(reason, 0) + 1
-        self._warn_once(f"drop:{reason}", f"dropping rows: {why}; counted in get_status()")
-
-    def _warn_once(self, key: str, message: str) -> None:
-        if key not in self._warned:
-            self._warned.add(key)
-            log.warning("%s", message)
-
     def _inactive(self) -> bool:
-        """True when this call must not write (disabled or shut down); counts it."""
+        """True when this call must not write (disabled or shut down); counts it. Reached
+        only while the track methods are not bound to a producer (see ``_bind``)."""
         if not self.enabled:
             return True
         if self._closed:
@@ -286,58 +264,25 @@ class AutomagikTelemetry:
             return True
         return self._ensure_ring() is None
 
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning("%s", message)
+
+    # The track methods of the class are the slow path: an enabled client with a ring has them
+    # bound to its producer's (instance attributes, so a call costs no extra step), and these
+    # are reached only when disabled, shut down, or on a forked child's first call.
+
     def track_event(self, event_name: str, attributes: Mapping[str, Any] | None = None) -> None:
         """Record an event (a span named ``event_name``). Never raises, never waits on I/O."""
-        if self._ring is None and self._inactive():
-            return
-        lock = self._lock
-        lock.acquire()
-        try:
-            if type(event_name) is not str:
-                event_name = str(event_name)
-            if attributes is not None and type(attributes) is not dict:
-                attributes = dict(attributes)
-            row = self._rows.span(_time_ns(), event_name, attributes, None)  # type: ignore[union-attr]
-            if self._appenders[KIND_TRACE](row):
-                self._accepted += 1
-            else:
-                self._full(KIND_TRACE, row)
-        except Exception as exc:
-            self._reject(exc)
-        finally:
-            lock.release()
+        if not self._inactive():
+            self._active_producer().track_event(event_name, attributes)
 
     def track_error(self, error: BaseException, context: Mapping[str, Any] | None = None) -> None:
         """Record an exception: a span ``automagik.error`` with status ERROR, the exception's
         type, message and a trimmed traceback (``exception.*`` attributes), plus ``context``."""
-        if self._ring is None and self._inactive():
-            return
-        try:
-            message = str(error)[:MAX_ERROR_MESSAGE]
-            attributes: dict[str, Any] = {
-                "error_type": type(error).__name__,
-                "error_message": message,
-                "exception.type": _qualified_name(type(error)),
-                "exception.message": message,
-                "exception.stacktrace": _trimmed_traceback(error),
-            }
-            if context:
-                attributes.update(context)
-        except Exception as exc:
-            self._reject(exc)
-            return
-        lock = self._lock
-        lock.acquire()
-        try:
-            row = self._rows.span(_time_ns(), ERROR_EVENT, attributes, message)  # type: ignore[union-attr]
-            if self._appenders[KIND_TRACE](row):
-                self._accepted += 1
-            else:
-                self._full(KIND_TRACE, row)
-        except Exception as exc:
-            self._reject(exc)
-        finally:
-            lock.release()
+        if not self._inactive():
+            self._active_producer().track_error(error, context)
 
     def track_metric(
         self,
@@ -347,27 +292,8 @@ class AutomagikTelemetry:
         attributes: Mapping[str, Any] | None = None,
     ) -> None:
         """Record a metric point: a gauge value, a counter increment, or a histogram sample."""
-        if self._ring is None and self._inactive():
-            return
-        kind = metric_type if type(metric_type) is MetricType else self._metric_kind(metric_type)
-        lock = self._lock
-        lock.acquire()
-        try:
-            if type(metric_name) is not str:
-                metric_name = str(metric_name)
-            if type(value) is not float and type(value) is not int:
-                value = _number(value)
-            if attributes is not None and type(attributes) is not dict:
-                attributes = dict(attributes)
-            row = self._rows.metric(_time_ns(), metric_name, value, kind, attributes)  # type: ignore[union-attr]
-            if self._appenders[KIND_METRIC](row):
-                self._accepted += 1
-            else:
-                self._full(KIND_METRIC, row)
-        except Exception as exc:
-            self._reject(exc)
-        finally:
-            lock.release()
+        if not self._inactive():
+            self._active_producer().track_metric(metric_name, value, metric_type, attributes)
 
     def track_log(
         self,
@@ -376,60 +302,21 @@ class AutomagikTelemetry:
         attributes: Mapping[str, Any] | None = None,
     ) -> None:
         """Record a log line with its severity."""
-        if self._ring is None and self._inactive():
-            return
-        level = severity if type(severity) is LogSeverity else self._severity(severity)
-        lock = self._lock
-        lock.acquire()
-        try:
-            if type(message) is not str:
-                message = str(message)
-            if attributes is not None and type(attributes) is not dict:
-                attributes = dict(attributes)
-            row = self._rows.log(_time_ns(), message, level, attributes)  # type: ignore[union-attr]
-            if self._appenders[KIND_LOG](row):
-                self._accepted += 1
+        if not self._inactive():
+            self._active_producer().track_log(message, severity, attributes)
+
+    def _active_producer(self) -> Producer:
+        assert self._producer is not None
+        return self._producer
+
+    def _bind(self, producer: Producer | None) -> None:
+        """Route the track methods straight to ``producer`` (or, with None, back to the
+        class's slow path)."""
+        for name in TRACK_METHODS:
+            if producer is None:
+                self.__dict__.pop(name, None)
             else:
-                self._full(KIND_LOG, row)
-        except Exception as exc:
-            self._reject(exc)
-        finally:
-            lock.release()
-
-    def _metric_kind(self, value: MetricType | str) -> MetricType:
-        kind = parse_metric_type(value)
-        if kind is None:
-            self._warn_once(
-                f"metric-type:{value}",
-                f"unknown metric_type {value!r}: recorded as a gauge "
-                "(allowed: gauge, counter, histogram)",
-            )
-            return MetricType.GAUGE
-        return kind
-
-    def _severity(self, value: LogSeverity | str) -> LogSeverity:
-        level = parse_severity(value)
-        if level is None:
-            self._warn_once(
-                f"severity:{value}",
-                f"unknown severity {value!r}: recorded as INFO "
-                "(allowed: trace, debug, info, warn, error, fatal)",
-            )
-            return LogSeverity.INFO
-        return level
-
-    def _reject(self, exc: Exception) -> None:
-        if isinstance(exc, RowTooLarge):
-            reason = "too_large"
-        elif isinstance(exc, SignalNotSent):
-            reason = "not_sent"  # a signal with no destination it may be sent to
-        else:
-            reason = "invalid"
-        self._dropped[reason] = self._dropped.get(reason, 0) + 1
-        self._warn_once(
-            f"reject:{reason}:{type(exc).__name__}",
-            f"a track call was dropped ({reason}): {type(exc).__name__}: {exc}",
-        )
+                self.__dict__[name] = getattr(producer, name)
 
     # --- async variants: none of them blocks the event loop ---------------------------------
 
@@ -463,17 +350,16 @@ class AutomagikTelemetry:
     async def _async_track(self, track: Any, *args: Any) -> None:
         """A track call is a memcpy: it runs on the loop unless the ring is full, in which
         case the wait for room is an ``asyncio.sleep``, never a blocking one."""
-        ring_writer = self._ring
-        if ring_writer is None or self.config.on_full == "drop":
+        producer = self._producer
+        if self._ring is None or producer is None or self.config.on_full == "drop":
             track(*args)
             return
-        if self._full_ring is not None:
-            await self._full_ring.wait_async()
-        self._in_event_loop.active = True  # this thread's call must not sleep if still full
+        await producer.full_ring.wait_async()
+        producer.in_event_loop.active = True  # this thread's call must not sleep if still full
         try:
             track(*args)
         finally:
-            self._in_event_loop.active = False
+            producer.in_event_loop.active = False
 
     async def flush_async(self, timeout: float | None = None) -> bool:
         """``flush`` that waits with ``asyncio.sleep``."""
@@ -550,7 +436,8 @@ class AutomagikTelemetry:
             "verbose": self.verbose,
             "batch_size": c.batch_size,
             "compression_enabled": c.compression_enabled,
-            "accepted": self._accepted,
+            "accepted": self._accepted
+            + (self._producer.accepted if self._producer is not None else 0),
             "dropped": dict(self._dropped),
             "dropped_total": sum(self._dropped.values()),
             "writer_restarts": self._writer_restarts
@@ -568,29 +455,6 @@ class AutomagikTelemetry:
     def __repr__(self) -> str:
         state = "enabled" if self.enabled else "disabled"
         return f"<AutomagikTelemetry {self.config.project_name} {self.config.backend} {state}>"
-
-
-def _qualified_name(cls: type) -> str:
-    module = cls.__module__
-    return (
-        cls.__qualname__ if module in ("builtins", "__main__") else f"{module}.{cls.__qualname__}"
-    )
-
-
-def _trimmed_traceback(error: BaseException) -> str:
-    """The last frames of the traceback (where it failed), in the usual text form."""
-    frames = traceback.extract_tb(error.__traceback__)[-MAX_TRACEBACK_FRAMES:]
-    lines = traceback.format_list(frames)
-    lines.extend(traceback.format_exception_only(type(error), error))
-    return "".join(lines)[-8000:]
-
-
-def _number(value: Any) -> float:
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int | float):
-        return value
-    return float(value)
 
 
 def _after_fork_in_child() -> None:

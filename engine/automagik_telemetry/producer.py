@@ -1,5 +1,12 @@
-"""The producer's full-ring policy: what a track call does when its ring has no room (the slow
-path; the hot path, encode and append under the ring's lock, is the client's track methods).
+"""The producer: the hot path of every track call (encode the row under the ring's lock, append
+it to the ring, count it) and the full-ring policy. It exists only while the client is enabled
+and has a ring; the client binds its public track methods to this object's.
+
+A call never raises into the application: a value that cannot be encoded, a row too large
+for the ring or a signal with no destination is dropped and counted by reason (``invalid``,
+``too_large``, ``not_sent``), and logged once.
+
+The full-ring policy (``FullRing``):
 
 The writer puts rows on disk long before a ring fills, so a full ring means the writer is gone
 or stuck, or the disk refuses the spool's writes, or there is no spool. ``on_full="drop"``
@@ -13,13 +20,47 @@ Every drop is counted by reason: ``ring_full`` (on_full="drop", or no spool),
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Mapping
+from typing import Any, Final
 
 from .config import TelemetryConfig
 from .control import Control, SpoolState
-from .ring.layout import KINDS
-from .ring.spsc import RingWriter
+from .ring.layout import KIND_LOG, KIND_METRIC, KIND_TRACE, KINDS
+from .ring.spsc import RingWriter, RowTooLarge
+from .rows.clickhouse import RowEncoder
+from .schema import LogSeverity, MetricType, parse_metric_type, parse_severity
+from .sinks.otlp.config import SignalNotSent
+
+ERROR_EVENT: Final = "automagik.error"
+MAX_ERROR_MESSAGE: Final = 500
+MAX_TRACEBACK_FRAMES: Final = 20
+_time_ns = time.time_ns
+
+
+def _qualified_name(cls: type) -> str:
+    module = cls.__module__
+    return (
+        cls.__qualname__ if module in ("builtins", "__main__") else f"{module}.{cls.__qualname__}"
+    )
+
+
+def _trimmed_traceback(error: BaseException) -> str:
+    """The last frames of the traceback (where it failed), in the usual text form."""
+    frames = traceback.extract_tb(error.__traceback__)[-MAX_TRACEBACK_FRAMES:]
+    lines = traceback.format_list(frames)
+    lines.extend(traceback.format_exception_only(type(error), error))
+    return "".join(lines)[-8000:]
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int | float):
+        return value
+    return float(value)
 
 
 class FullRing:
@@ -107,4 +148,179 @@ class FullRing:
         return (
             "writer_stuck",
             f"the ring is full and its writer made no progress for {config.block_timeout} s",
+        )
+
+
+class Producer:
+    """The track calls of one ring (not thread-safe by itself: every call takes the ring's
+    lock, which also serialises the encoder's reused buffer)."""
+
+    def __init__(
+        self,
+        config: TelemetryConfig,
+        ring_writer: RingWriter,
+        rows: RowEncoder,
+        full_ring: FullRing,
+        dropped: dict[str, int],
+        warn_once: Callable[[str, str], None],
+    ) -> None:
+        self.lock = ring_writer.lock
+        self._appenders = ring_writer.appenders
+        self._rows = rows
+        self.full_ring = full_ring
+        self.accepted = 0
+        self.dropped = dropped  # the client's: drops of every kind in one place
+        self._warn_once = warn_once
+        #: set while an async track call runs, whose wait for room was an asyncio.sleep
+        self.in_event_loop = threading.local()
+
+    def track_event(self, event_name: str, attributes: Mapping[str, Any] | None = None) -> None:
+        """Record an event (a span named ``event_name``). Never raises, never waits on I/O."""
+        lock = self.lock
+        lock.acquire()
+        try:
+            if type(event_name) is not str:
+                event_name = str(event_name)
+            if attributes is not None and type(attributes) is not dict:
+                attributes = dict(attributes)
+            row = self._rows.span(_time_ns(), event_name, attributes, None)
+            if self._appenders[KIND_TRACE](row):
+                self.accepted += 1
+            else:
+                self._full(KIND_TRACE, row)
+        except Exception as exc:
+            self._reject(exc)
+        finally:
+            lock.release()
+
+    def track_error(self, error: BaseException, context: Mapping[str, Any] | None = None) -> None:
+        """Record an exception: a span ``automagik.error`` with status ERROR, the exception's
+        type, message and a trimmed traceback (``exception.*`` attributes), plus ``context``."""
+        try:
+            message = str(error)[:MAX_ERROR_MESSAGE]
+            attributes: dict[str, Any] = {
+                "error_type": type(error).__name__,
+                "error_message": message,
+                "exception.type": _qualified_name(type(error)),
+                "exception.message": message,
+                "exception.stacktrace": _trimmed_traceback(error),
+            }
+            if context:
+                attributes.update(context)
+        except Exception as exc:
+            self._reject(exc)
+            return
+        lock = self.lock
+        lock.acquire()
+        try:
+            row = self._rows.span(_time_ns(), ERROR_EVENT, attributes, message)
+            if self._appenders[KIND_TRACE](row):
+                self.accepted += 1
+            else:
+                self._full(KIND_TRACE, row)
+        except Exception as exc:
+            self._reject(exc)
+        finally:
+            lock.release()
+
+    def track_metric(
+        self,
+        metric_name: str,
+        value: float,
+        metric_type: MetricType | str = MetricType.GAUGE,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record a metric point: a gauge value, a counter increment, or a histogram sample."""
+        kind = metric_type if type(metric_type) is MetricType else self._metric_kind(metric_type)
+        lock = self.lock
+        lock.acquire()
+        try:
+            if type(metric_name) is not str:
+                metric_name = str(metric_name)
+            if type(value) is not float and type(value) is not int:
+                value = _number(value)
+            if attributes is not None and type(attributes) is not dict:
+                attributes = dict(attributes)
+            row = self._rows.metric(_time_ns(), metric_name, value, kind, attributes)
+            if self._appenders[KIND_METRIC](row):
+                self.accepted += 1
+            else:
+                self._full(KIND_METRIC, row)
+        except Exception as exc:
+            self._reject(exc)
+        finally:
+            lock.release()
+
+    def track_log(
+        self,
+        message: str,
+        severity: LogSeverity | str = LogSeverity.INFO,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record a log line with its severity."""
+        level = severity if type(severity) is LogSeverity else self._severity(severity)
+        lock = self.lock
+        lock.acquire()
+        try:
+            if type(message) is not str:
+                message = str(message)
+            if attributes is not None and type(attributes) is not dict:
+                attributes = dict(attributes)
+            row = self._rows.log(_time_ns(), message, level, attributes)
+            if self._appenders[KIND_LOG](row):
+                self.accepted += 1
+            else:
+                self._full(KIND_LOG, row)
+        except Exception as exc:
+            self._reject(exc)
+        finally:
+            lock.release()
+
+    def _full(self, kind: int, row: bytes | bytearray) -> None:
+        """Slow path of a track call (lock held): the ring had no room for ``row``; the
+        full-ring policy (``FullRing``) decides."""
+        policy = self.full_ring
+        may_wait = not getattr(self.in_event_loop, "active", False)
+        if policy.room(kind, row, self.accepted, may_wait=may_wait):
+            self.accepted += 1
+        else:
+            self._drop(*policy.why())
+
+    def _drop(self, reason: str, why: str) -> None:
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+        self._warn_once(f"drop:{reason}", f"dropping rows: {why}; counted in get_status()")
+
+    def _metric_kind(self, value: MetricType | str) -> MetricType:
+        kind = parse_metric_type(value)
+        if kind is None:
+            self._warn_once(
+                f"metric-type:{value}",
+                f"unknown metric_type {value!r}: recorded as a gauge "
+                "(allowed: gauge, counter, histogram)",
+            )
+            return MetricType.GAUGE
+        return kind
+
+    def _severity(self, value: LogSeverity | str) -> LogSeverity:
+        level = parse_severity(value)
+        if level is None:
+            self._warn_once(
+                f"severity:{value}",
+                f"unknown severity {value!r}: recorded as INFO "
+                "(allowed: trace, debug, info, warn, error, fatal)",
+            )
+            return LogSeverity.INFO
+        return level
+
+    def _reject(self, exc: Exception) -> None:
+        if isinstance(exc, RowTooLarge):
+            reason = "too_large"
+        elif isinstance(exc, SignalNotSent):
+            reason = "not_sent"  # a signal with no destination it may be sent to
+        else:
+            reason = "invalid"
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+        self._warn_once(
+            f"reject:{reason}:{type(exc).__name__}",
+            f"a track call was dropped ({reason}): {type(exc).__name__}: {exc}",
         )
