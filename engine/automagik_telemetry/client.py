@@ -26,6 +26,7 @@ from typing import Any, Final
 import msgspec
 
 from . import opt_in
+from .client_async import AsyncTracking
 from .config import TelemetryConfig
 from .control import Control
 from .flushing import Flush
@@ -70,7 +71,7 @@ def spool_directory(config: TelemetryConfig) -> str:
     return os.path.join(config.resolved_spool_dir(), destination_key(config))
 
 
-class AutomagikTelemetry:
+class AutomagikTelemetry(AsyncTracking):
     """Ships events, metrics, logs and errors to ClickHouse or an OTLP endpoint.
 
     ``AutomagikTelemetry(config=TelemetryConfig(project_name="app", version="1.0"))`` or
@@ -317,56 +318,6 @@ class AutomagikTelemetry:
                 self.__dict__.pop(name, None)
             else:
                 self.__dict__[name] = getattr(producer, name)
-
-    # --- async variants: none of them blocks the event loop ---------------------------------
-
-    async def track_event_async(
-        self, event_name: str, attributes: Mapping[str, Any] | None = None
-    ) -> None:
-        await self._async_track(self.track_event, event_name, attributes)
-
-    async def track_error_async(
-        self, error: BaseException, context: Mapping[str, Any] | None = None
-    ) -> None:
-        await self._async_track(self.track_error, error, context)
-
-    async def track_metric_async(
-        self,
-        metric_name: str,
-        value: float,
-        metric_type: MetricType | str = MetricType.GAUGE,
-        attributes: Mapping[str, Any] | None = None,
-    ) -> None:
-        await self._async_track(self.track_metric, metric_name, value, metric_type, attributes)
-
-    async def track_log_async(
-        self,
-        message: str,
-        severity: LogSeverity | str = LogSeverity.INFO,
-        attributes: Mapping[str, Any] | None = None,
-    ) -> None:
-        await self._async_track(self.track_log, message, severity, attributes)
-
-    async def _async_track(self, track: Any, *args: Any) -> None:
-        """A track call is a memcpy: it runs on the loop unless the ring is full, in which
-        case the wait for room is an ``asyncio.sleep``, never a blocking one."""
-        producer = self._producer
-        if self._ring is None or producer is None or self.config.on_full == "drop":
-            track(*args)
-            return
-        await producer.full_ring.wait_async()
-        producer.in_event_loop.active = True  # this thread's call must not sleep if still full
-        try:
-            track(*args)
-        finally:
-            producer.in_event_loop.active = False
-
-    async def flush_async(self, timeout: float | None = None) -> bool:
-        """``flush`` that waits with ``asyncio.sleep``."""
-        flush = self._flush_of_this_process()
-        if flush is None:
-            return True
-        return await flush.wait_async(flush.request(), timeout)
 
     # --- flush and status -------------------------------------------------------------------
 
