@@ -45,6 +45,9 @@ from .processes import process_alive
 log = logging.getLogger("automagik_telemetry.spool")
 
 SUFFIX: Final = ".batch"
+# Claims this process holds now, whichever Spool object made them: a claim with this process's
+# pid that is not here was left by an earlier process that had the same pid.
+_CLAIMED_HERE: set[str] = set()
 FORMAT_VERSION: Final = 1
 
 
@@ -108,7 +111,8 @@ class Spool:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         for path in self.directory.glob("*.claimed-*"):
             owner = int(path.name.rsplit("-", 1)[1] or 0)
-            if owner == self._pid or not process_alive(owner):
+            mine = owner == self._pid and str(path) not in _CLAIMED_HERE
+            if mine or not process_alive(owner):
                 os.replace(path, path.with_name(path.name.split(".claimed-")[0]))
         for stale in self.directory.glob("*.tmp-*"):
             owner = int(stale.name.rsplit("-", 1)[1] or 0)
@@ -166,7 +170,8 @@ class Spool:
         head = msgspec.json.encode(header) + b"\n"
         size = len(head) + len(body)
         if not self._make_room(size):
-            self._count_drop(rows)
+            if not claimed:  # a claimed copy is of a batch still in flight: nothing is lost
+                self._count_drop(rows)
             return Stored.FULL, None
         name = max(time.time_ns(), self._last_name + 1)
         self._last_name = name
@@ -180,6 +185,8 @@ class Spool:
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(temporary, final)
+            if claimed:
+                _CLAIMED_HERE.add(str(final))
             _fsync_directory(self.directory)
         except OSError as exc:
             with contextlib.suppress(OSError):
@@ -248,6 +255,7 @@ class Spool:
             os.rename(path, claimed)
         except FileNotFoundError:  # another writer took it
             return None
+        _CLAIMED_HERE.add(str(claimed))
         return claimed
 
     def take_oldest(self) -> SpooledBatch | None:
@@ -265,6 +273,7 @@ class Spool:
 
     def release(self, batch: SpooledBatch) -> None:
         os.replace(batch.path, batch.path.with_name(batch.path.name.split(".claimed-")[0]))
+        _CLAIMED_HERE.discard(str(batch.path))
 
     def _read(self, path: Path) -> SpooledBatch | None:
         try:
@@ -297,6 +306,7 @@ class Spool:
     def remove(self, path: Path) -> None:
         """Delete a batch the sink acknowledged."""
         path.unlink(missing_ok=True)
+        _CLAIMED_HERE.discard(str(path))
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from automagik_telemetry.spool import Spool
+from automagik_telemetry.spool import Spool, Stored
 
 ROOT = Path(__file__).resolve().parents[2]
 LIMIT = 1 << 30
@@ -267,15 +267,6 @@ def test_two_writers_racing_over_one_directory_never_take_the_same_batch(
     assert taken_here == sorted(taken_here) and taken_there == sorted(taken_there)
 
 
-SAME_PROCESS_CLAIMS = (
-    "Spool._open releases every claim whose pid is its own process's, so a second Spool object "
-    "of the same process on the same directory, first used after the other took a batch, "
-    "releases that claim and takes the same batch again; latent today (each writer process "
-    "holds one Spool per directory), real for any process that holds two"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=SAME_PROCESS_CLAIMS)
 def test_two_spools_of_one_process_never_take_the_same_batch(tmp_path: Path) -> None:
     first, second = spool_at(tmp_path), spool_at(tmp_path)
     assert first.put(0, 1, "only", "", b"x")
@@ -536,3 +527,27 @@ def test_a_spool_of_no_bytes_drops_and_counts_everything(tmp_path: Path) -> None
         assert not spool.put(0, rows, "t", "", b"x")
     assert (spool.stats.batches_dropped, spool.stats.rows_dropped) == (3, 6)
     assert (len(spool), spool.used_bytes, spool.stats.batches_written) == (0, 0, 0)
+
+
+# --- claimed copies of batches in flight ------------------------------------------------------
+
+
+def test_a_claimed_copy_is_replayed_by_nobody_until_released(tmp_path: Path) -> None:
+    spool = spool_at(tmp_path / "spool")
+    outcome, copy = spool.put_claimed(0, 5, "in-flight", "", body_of(0))
+    assert outcome is Stored.STORED and copy is not None
+    assert spool_at(tmp_path / "spool").take_oldest() is None  # claimed: nobody else takes it
+    assert spool.level().batches == 1  # but it is counted as held
+    spool.release(copy)
+    assert drain(spool_at(tmp_path / "spool")) == ["in-flight"]
+
+
+def test_no_room_for_a_claimed_copy_is_not_a_drop(tmp_path: Path) -> None:
+    size = file_size(0, 10, "t0", "", body_of(0), tmp_path)
+    spool = spool_at(tmp_path / "spool", max_bytes=size)
+    assert spool.put(0, 10, "t0", "", body_of(0))
+    outcome, copy = spool.put_claimed(0, 7, "copy", "", body_of(1))
+    assert (outcome, copy) == (Stored.FULL, None)
+    assert (spool.stats.batches_dropped, spool.stats.rows_dropped) == (0, 0)
+    assert not spool.put(0, 3, "t2", "", body_of(2))  # a batch of its own is dropped, counted
+    assert (spool.stats.batches_dropped, spool.stats.rows_dropped) == (1, 3)

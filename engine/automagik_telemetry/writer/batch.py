@@ -24,6 +24,7 @@ class Batch:
     attempts: int | None = None  # retries allowed; None: the policy's
     copy: SpooledBatch | None = None  # kept in the spool (claimed) while it is in flight
     sent_at: float = 0.0  # monotonic time it was handed to a sender
+    copy_refused: bool = False  # the spool had no room for its copy: not tried again
 
     @property
     def from_ring(self) -> bool:

@@ -243,7 +243,9 @@ class Writer:
             if not (blocked or over):
                 continue
             for batch in self.senders.in_flight:
-                if batch.kind == kind and not batch.safe and not spooling.keep_copy(batch):
+                if batch.kind != kind or batch.safe or batch.copy_refused:
+                    continue
+                if spooling.keep_copy(batch) is Stored.FAILED:
                     return handed  # the disk refuses: the ring keeps the rows
             for waiting in [b for b in self.parked if b.kind == kind]:
                 if spooling.spill(waiting) is Stored.FAILED:

@@ -122,14 +122,16 @@ class Spooling:
             )
         return outcome
 
-    def keep_copy(self, batch: Batch) -> bool:
+    def keep_copy(self, batch: Batch) -> Stored:
         """Copy a ring batch that is in flight into the spool, claimed by this writer, so the
-        ring's tail may pass it while it is sent. False when the spool could not take it."""
+        ring's tail may pass it while it is sent. ``FULL``: no room (not a drop: the batch is
+        still in flight and in the ring), not tried again for this batch."""
         if not batch.token:
             batch.token = self.token(batch)
         outcome, copy = self._store(batch, claimed=True)
         batch.copy = copy
-        return outcome is Stored.STORED
+        batch.copy_refused = outcome is Stored.FULL
+        return outcome
 
     def _store(self, batch: Batch, *, claimed: bool) -> tuple[Stored, SpooledBatch | None]:
         assert self.spool is not None
