@@ -128,6 +128,9 @@ def test_http_front_holds_delay_throttle_release_and_drop_abandoned_requests(
             late.start()
             time.sleep(0.2)
             assert timed(lambda: (front.release(), late.join(5))) < 2.0
+            # the front logs an exchange after its answer went out: wait for the log, not the
+            # client
+            assert wait_until(lambda: sum(e.insert for e in front.exchanges) >= 5, 3)
             exchanges = front.exchanges
         held = [(e.rows, e.action, e.status) for e in exchanges if e.insert]
         assert held == [(10, "forwarded", 200), (20, "forwarded", 200), (20, "forwarded", 200),
