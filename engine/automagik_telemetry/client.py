@@ -166,7 +166,6 @@ class AutomagikTelemetry(AsyncTracking):
         full_ring = FullRing(
             self.config, self._ring, self._control, lambda: supervisor.writer_alive
         )
-        self._accepted += self._producer.accepted if self._producer is not None else 0
         self._producer = Producer(
             self.config, self._ring, rows, full_ring, self._dropped, self._warn_once
         )

@@ -98,7 +98,6 @@ class Writer:
         # The application's pid comes from the settings, not getppid(): an application that
         # dies while its writer is still starting up must still be noticed.
         self.parent_pid = settings.producer_pid
-        self._exit_deadline: float | None = None
         self.terminated = False  # SIGTERM/SIGINT: deliver or spool what is left, then exit
         for kind in KINDS:
             self.cuts.forget_below(kind, self.reader.tail(kind))
@@ -133,18 +132,19 @@ class Writer:
             self.control.beat()
             finished = self.collect()
             exiting = self.exiting()
-            if exiting and self._exit_deadline is None:
-                self._exit_deadline = time.monotonic() + self.exit_grace()
-                self.delivery.exit_deadline = self._exit_deadline
+            if exiting and self.delivery.exit_deadline is None:
+                self.delivery.exit_deadline = time.monotonic() + self.exit_grace()
                 self.delivery.exit_event.set()
             handed = self.dispatch(exiting)
             self.commit()
             now = time.monotonic()
             self.spooling.publish_level(now)
             if exiting and (self.empty() or self._safe_to_leave(now)):
+                # batches still in flight have their rows on disk: replayable from now on
+                self.spooling.release_copies(self.senders.in_flight)
                 self.spooling.publish_level(now, force=True)
                 break
-            over = now > (self._exit_deadline or 0.0)
+            over = now > (self.delivery.exit_deadline or 0.0)
             if exiting and over and not self.senders.in_flight:
                 self.publisher.publish(logging.ERROR, "exit", self._lost_message())
                 break
@@ -161,22 +161,21 @@ class Writer:
 
     def empty(self) -> bool:
         """Nothing left that this writer must deliver or spool before it exits."""
-        if self.parked or self.senders.in_flight:
-            return False
+        return not self.parked and not self.senders.in_flight and self._all_read()
+
+    def _all_read(self) -> bool:
+        """Every published row of every ring is in a batch (taken out of the ring)."""
         return all(self.reader.available(k)[0] == self.reader.head(k) for k in KINDS)
 
     def _safe_to_leave(self, now: float) -> bool:
         """Exiting while the destination cannot take batches: every row is on disk (batches
-        in flight have their copies), so waiting for the requests in flight is pointless.
-        Their files are released for the next writer to replay."""
-        if self.parked or not self.delivery.health.blocked(now):
-            return False
-        if not all(b.safe for b in self.senders.in_flight):
-            return False
-        if not all(self.reader.available(k)[0] == self.reader.head(k) for k in KINDS):
-            return False
-        self.spooling.release_copies(self.senders.in_flight)
-        return True
+        in flight have their copies), so waiting for the requests in flight is pointless."""
+        return (
+            not self.parked
+            and self.delivery.health.blocked(now)
+            and all(b.safe for b in self.senders.in_flight)
+            and self._all_read()
+        )
 
     # --- results
 
