@@ -86,10 +86,13 @@ SENSITIVE_KEYS: Final[list[str]] = [
 
 _API_KEY = r"\b(?:[sp]k_(?:live|test)_|bearer\s+|api[_-]?key[_-]?)[A-Za-z0-9_-]{20,}"
 _EMAIL = r"[A-Za-z0-9._%+-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}"
-_CARD = r"\b\d{4}(?:[ -]?\d{4}){3}\b"
-_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_CARD = r"\b[0-9]{4}(?:[ -]?[0-9]{4}){3}\b"
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4 = rf"\b{_OCTET}(?:\.{_OCTET}){{3}}\b"
-_PHONE = r"(?<!\d)(?:\+?\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)|\d{2,4})[\s.-]?\d{3,4}[\s.-]?\d{4}"
+_PHONE = (
+    r"(?<![0-9])(?:\+?[0-9]{1,3}[\s.-]?)?"  # country code
+    r"(?:\([0-9]{2,4}\)|[0-9]{2,4})[\s.-]?[0-9]{3,4}[\s.-]?[0-9]{4}"
+)
 _USER_PATH = r"/(?:home|users)/[A-Za-z0-9_-]+|[a-z]:\\users\\[A-Za-z0-9_-]+"
 
 
@@ -105,14 +108,51 @@ class Patterns:
 
 
 # One scan for all kinds; the group names say which kind matched. Order = priority.
-_ANY: Final = re.compile(
-    f"(?P<api_key>(?i:{_API_KEY}))"
-    f"|(?P<email>{_EMAIL})"
-    f"|(?P<card>{_CARD})"
-    f"|(?P<ipv4>{_IPV4})"
-    f"|(?P<phone>{_PHONE})"
-    f"|(?P<user_path>(?i:{_USER_PATH}))"
+_GROUPS: Final = (
+    ("api_key", f"(?i:{_API_KEY})"),
+    ("email", _EMAIL),
+    ("card", _CARD),
+    ("ipv4", _IPV4),
+    ("phone", _PHONE),
+    ("user_path", f"(?i:{_USER_PATH})"),
 )
+_ANY: Final = re.compile("|".join(f"(?P<{name}>{rx})" for name, rx in _GROUPS))
+
+# What each kind cannot match without, tested before the scan with string methods and one
+# expression that starts with a character class (which the regex engine skips to quickly): most
+# telemetry strings hold none of these, and a scan with only the kinds a string can hold is
+# faster. A phone number or a card number is nine characters or more of digits and
+# separators, starting with a digit; an IPv4 address holds a digit, a dot and a digit. Nothing
+# shorter than six characters can hold any kind (the shortest, an e-mail address: ``a@b.cd``).
+# Digits are ASCII digits.
+_NUMBERS: Final = re.compile(r"[0-9](?:[0-9\s.()+-]{8}|\.[0-9])")
+_SHORTEST: Final = 6
+_SCANS: dict[tuple[bool, ...], re.Pattern[str] | None] = {}
+_NEEDED_BY: Final = {"api_key": 0, "email": 1, "card": 2, "phone": 2, "ipv4": 2, "user_path": 3}
+
+
+def _scan_for(value: str) -> re.Pattern[str] | None:
+    """The expression of the kinds ``value`` could hold, or None if it can hold none."""
+    if len(value) < _SHORTEST:
+        return None
+    folded = value.casefold()
+    key = (
+        "api" in folded or "bearer" in folded or "k_live_" in folded or "k_test_" in folded,
+        "@" in value,
+        _NUMBERS.search(value) is not None,
+        "/home/" in folded or "/users/" in folded or ":\\users\\" in folded,
+    )
+    try:
+        return _SCANS[key]
+    except KeyError:
+        parts = [f"(?P<{name}>{rx})" for name, rx in _GROUPS if key[_NEEDED_BY[name]]]
+        scan = _SCANS[key] = re.compile("|".join(parts)) if parts else None
+        return scan
+
+
+def _clean(value: str, replace: Callable[[re.Match[str]], str]) -> str:
+    scan = _scan_for(value)
+    return value if scan is None else scan.sub(replace, value)
 
 
 def hash_value(value: str) -> str:
@@ -196,22 +236,31 @@ class Sanitizer:
         self._redacted = config.redaction_text
         self._max = config.max_string_length
         replace = _replacer(config)
-        sub = _ANY.sub
         limit = self._max
 
         def clean(value: str) -> str:
             if len(value) > limit:
                 value = truncate_string(value, limit)
-            return sub(replace, value)
+            return _clean(value, replace)
 
         self._clean = clean
         self.text: Callable[[str], str] = functools.lru_cache(maxsize=4096)(clean)
+        self._sensitive: dict[Any, bool] = {}  # key name -> is it sensitive (names repeat)
+
+    def _is_sensitive(self, key: Any) -> bool:
+        known = self._sensitive.get(key)
+        if known is None:
+            if len(self._sensitive) >= 4096:
+                self._sensitive.clear()
+            known = self._sensitive[key] = _sensitive_key(key, SENSITIVE_KEYS)
+        return known
 
     def attributes(self, attrs: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         text = self.text
+        sensitive = self._is_sensitive
         for key, value in attrs.items():
-            if _sensitive_key(key, SENSITIVE_KEYS):
+            if sensitive(key):
                 out[key] = self._redacted
             elif isinstance(value, str):
                 out[key] = text(value)
@@ -249,7 +298,7 @@ class _Cleaner:
         self.replace = _replacer(config)
 
     def __call__(self, value: str) -> str:
-        return _ANY.sub(self.replace, truncate_string(value, self.max))
+        return _clean(truncate_string(value, self.max), self.replace)
 
 
 def _cleaner(config: PrivacyConfig | None) -> _Cleaner:

@@ -8,7 +8,7 @@ import hashlib
 import string
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from automagik_telemetry import privacy
@@ -270,3 +270,17 @@ def test_no_address_survives_any_strategy(address: str, before: str, after: str)
     for strategy in privacy.STRATEGIES:
         cleaned = Sanitizer(PrivacyConfig(strategy=strategy)).text(f"{before} {address} {after}")
         assert address not in cleaned
+
+
+RICH = st.text(alphabet="0123456789 .-()+@/\\:_abkpsilvetrhomeuUSERAPIB", max_size=80)
+
+
+@given(RICH)
+@example("at /home/bob and C:\\Users\\al, ip 10.0.0.1, (555) 555-5555 or 4532 1234 5678 9010")
+@example("x@y.io Bearer abcdefghijklmnopqrstuvwxyz 1.2.3.4.5 +44 20 7946 0958")
+@example("API_KEY_abcdefghijklmnopqrstuvwxyz0123 /USERS/Ann 12345678.9")
+def test_the_quick_checks_before_the_scan_change_nothing(text: str) -> None:
+    # the full scan of every kind, without the checks that pick the kinds a string can hold
+    for config in (PrivacyConfig(), REDACT, TRUNCATE):
+        full = privacy._ANY.sub(privacy._replacer(config), text)
+        assert Sanitizer(config).text(text) == full
