@@ -127,6 +127,7 @@ _ANY: Final = re.compile("|".join(f"(?P<{name}>{rx})" for name, rx in _GROUPS))
 # Digits are ASCII digits.
 _NUMBERS: Final = re.compile(r"[0-9](?:[0-9\s.()+-]{8}|\.[0-9])")
 _SHORTEST: Final = 6
+_SCALARS: Final = frozenset({int, float, bool, type(None)})
 _SCANS: dict[tuple[bool, ...], re.Pattern[str] | None] = {}
 _NEEDED_BY: Final = {"api_key": 0, "email": 1, "card": 2, "phone": 2, "ipv4": 2, "user_path": 3}
 
@@ -258,12 +259,17 @@ class Sanitizer:
     def attributes(self, attrs: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         text = self.text
-        sensitive = self._is_sensitive
+        known = self._sensitive
         for key, value in attrs.items():
-            if sensitive(key):
+            sensitive = known.get(key)
+            if sensitive is None:
+                sensitive = self._is_sensitive(key)
+            if sensitive:
                 out[key] = self._redacted
-            elif isinstance(value, str):
-                out[key] = text(value)
+            elif type(value) is str:
+                out[key] = value if len(value) < _SHORTEST else text(value)
+            elif type(value) in _SCALARS:
+                out[key] = value
             else:
                 out[key] = self.value(value)
         return out
