@@ -127,6 +127,8 @@ _ANY: Final = re.compile("|".join(f"(?P<{name}>{rx})" for name, rx in _GROUPS))
 # Digits are ASCII digits.
 _NUMBERS: Final = re.compile(r"[0-9](?:[0-9\s.()+-]{8}|\.[0-9])")
 _SHORTEST: Final = 6
+#: how deep ``Sanitizer`` walks nested lists and mappings
+MAX_DEPTH: Final = 32
 _SCALARS: Final = frozenset({int, float, bool, type(None)})
 _SCANS: dict[tuple[bool, ...], re.Pattern[str] | None] = {}
 _NEEDED_BY: Final = {"api_key": 0, "email": 1, "card": 2, "phone": 2, "ipv4": 2, "user_path": 3}
@@ -256,7 +258,7 @@ class Sanitizer:
             known = self._sensitive[key] = _sensitive_key(key, SENSITIVE_KEYS)
         return known
 
-    def attributes(self, attrs: Mapping[str, Any]) -> dict[str, Any]:
+    def attributes(self, attrs: Mapping[str, Any], _depth: int = 0) -> dict[str, Any]:
         out: dict[str, Any] = {}
         text = self.text
         known = self._sensitive
@@ -271,17 +273,21 @@ class Sanitizer:
             elif type(value) in _SCALARS:
                 out[key] = value
             else:
-                out[key] = self.value(value)
+                out[key] = self.value(value, _depth + 1)
         return out
 
-    def value(self, value: Any) -> Any:
-        """Any value: strings cleaned, lists and dicts walked (keys of dicts checked too)."""
+    def value(self, value: Any, _depth: int = 0) -> Any:
+        """Any value: strings cleaned, lists, tuples and mappings walked (keys of mappings
+        checked too); past ``MAX_DEPTH`` levels (or in a structure that contains itself) the
+        rest is replaced by ``redaction_text``, unread."""
         if isinstance(value, str):
             return self.text(value)
-        if isinstance(value, list):
-            return [self.value(item) for item in value]
-        if isinstance(value, dict):
-            return self.attributes(value)
+        if isinstance(value, list | tuple | Mapping):
+            if _depth >= MAX_DEPTH:
+                return self._redacted
+            if isinstance(value, Mapping):
+                return self.attributes(value, _depth)
+            return [self.value(item, _depth + 1) for item in value]
         return value
 
 

@@ -284,3 +284,32 @@ def test_the_quick_checks_before_the_scan_change_nothing(text: str) -> None:
     for config in (PrivacyConfig(), REDACT, TRUNCATE):
         full = privacy._ANY.sub(privacy._replacer(config), text)
         assert Sanitizer(config).text(text) == full
+
+
+NESTED = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30) | st.binary(),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+@given(st.dictionaries(st.text(max_size=12), NESTED, max_size=6))
+def test_attributes_of_any_shape_never_raise(attrs: dict[str, object]) -> None:
+    out = Sanitizer(PrivacyConfig()).attributes(attrs)
+    assert set(out) == set(attrs)
+
+
+def test_a_structure_that_contains_itself_is_cut() -> None:
+    loop: list[object] = ["a@b.io"]
+    loop.append(loop)
+    out = Sanitizer(PrivacyConfig()).attributes({"loop": loop, "ok": 1})
+    assert out["ok"] == 1
+    level = out["loop"]
+    for _ in range(privacy.MAX_DEPTH - 1):
+        assert level[0] == hash_value("a@b.io")
+        level = level[1]
+    assert level == "[REDACTED]"
