@@ -120,14 +120,14 @@ def decide(config: TelemetryConfig, environ: Mapping[str, str] | None = None) ->
         return Consent(False, f"{opt_out_file()} exists (opt-out)")
     if destination_configured(config, env):
         return Consent(True, f"a destination was configured (backend={config.backend})")
+    reason = (
+        f"no destination configured: sending to the vendor's {VENDOR_ENDPOINT} needs an opt-in "
+        "(enabled=True or AUTOMAGIK_TELEMETRY_ENABLED=true)"
+    )
     why = ci_or_development(env)
     if why is not None:
-        return _not_from_here(why)
-    return Consent(
-        False,
-        f"no destination configured: sending to the vendor's {VENDOR_ENDPOINT} needs an opt-in "
-        "(enabled=True or AUTOMAGIK_TELEMETRY_ENABLED=true)",
-    )
+        reason += f", and is never done from a {why}"
+    return Consent(False, reason)
 
 
 # --- the first-run prompt of automagik-telemetry 0.1 ----------------------------------------
