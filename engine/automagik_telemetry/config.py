@@ -555,3 +555,6 @@ def options_markdown() -> str:
         env = f"`{o.env_var}`" if o.env_var else "—"
         lines.append(f"| `{o.name}` | {env} | `{default}` | {o.help} |")
     return "\n".join(lines)
+
+
+from .config_helpers import *  # noqa: E402, F403 (the 0.1 helpers: config_helpers.__all__)
