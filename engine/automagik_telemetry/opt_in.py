@@ -99,7 +99,8 @@ def _not_from_here(why: str) -> Consent:
     return Consent(
         False,
         f"{why}: nothing is sent to the vendor's {VENDOR_ENDPOINT} from CI or development "
-        "environments (a destination you configure is sent to)",
+        "environments on enabled=True in code (AUTOMAGIK_TELEMETRY_ENABLED=true in the job's "
+        "environment does; a destination you configure is sent to)",
     )
 
 
@@ -109,7 +110,11 @@ def decide(config: TelemetryConfig, environ: Mapping[str, str] | None = None) ->
         source = config.sources.get("enabled", "code")
         where = "enabled=" + str(config.enabled) if source == "code" else f"{source}"
         consent = Consent(config.enabled, f"{where} ({'opt-in' if config.enabled else 'opt-out'})")
-        if consent.enabled and not destination_configured(config, env):
+        # In CI or development only the environment's own opt-in sends to the vendor (0.1 also
+        # reads AUTOMAGIK_TELEMETRY_ENABLED before the CI variables): whoever runs the job set
+        # it. enabled=True written in code does not, since code travels with a package into
+        # every user's CI.
+        if consent.enabled and source == "code" and not destination_configured(config, env):
             why = ci_or_development(env)
             if why is not None:
                 return _not_from_here(why)

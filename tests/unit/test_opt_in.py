@@ -210,7 +210,7 @@ def consent(environ: dict[str, str], **options: Any) -> opt_in.Consent:
 
 
 @pytest.mark.parametrize("variable", CI_VARIABLES)
-def test_ci_sends_nothing_to_the_vendor_even_with_an_opt_in(home: Path, variable: str) -> None:
+def test_ci_sends_nothing_to_the_vendor_on_enabled_true_in_code(home: Path, variable: str) -> None:
     result = consent({variable: "true"}, enabled=True)
     assert result.enabled is False
     assert result.reason.startswith(f"CI environment ({variable}): nothing is sent to the vendor")
@@ -219,6 +219,17 @@ def test_ci_sends_nothing_to_the_vendor_even_with_an_opt_in(home: Path, variable
         f"needs an opt-in (enabled=True or AUTOMAGIK_TELEMETRY_ENABLED=true), and is never done "
         f"from a CI environment ({variable})"
     )
+
+
+@pytest.mark.parametrize("variable", CI_VARIABLES)
+def test_the_jobs_own_opt_in_sends_to_the_vendor_from_ci(
+    home: Path, variable: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUTOMAGIK_TELEMETRY_ENABLED", "true")
+    config = TelemetryConfig(project_name="app", version="1.0")
+    result = decide(config, {variable: "true", "AUTOMAGIK_TELEMETRY_ENABLED": "true"})
+    assert result.enabled is True
+    assert result.reason == "AUTOMAGIK_TELEMETRY_ENABLED (opt-in)"
 
 
 @pytest.mark.parametrize("stage", ["development", "dev", "test", "testing", " Dev "])
