@@ -44,6 +44,7 @@ __all__ = [
     "preference_file",
     "prompt_user_if_needed",
     "should_prompt_user",
+    "vendor_opted_in",
 ]
 
 CI_VARIABLES: Final = ("CI", "GITHUB_ACTIONS", "TRAVIS", "JENKINS", "GITLAB_CI", "CIRCLECI")
@@ -95,6 +96,14 @@ def destination_configured(config: TelemetryConfig, environ: Mapping[str, str]) 
     return sink_spec(config.backend).configured(config, environ)
 
 
+def vendor_opted_in(config: TelemetryConfig, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether rows may go to the vendor's endpoint: an opt-in, and in CI or development only
+    the environment's own (see ``decide``)."""
+    if config.enabled is not True:
+        return False
+    return config.sources.get("enabled", "code") != "code" or ci_or_development(environ) is None
+
+
 def _not_from_here(why: str) -> Consent:
     return Consent(
         False,
@@ -114,9 +123,9 @@ def decide(config: TelemetryConfig, environ: Mapping[str, str] | None = None) ->
         # reads AUTOMAGIK_TELEMETRY_ENABLED before the CI variables): whoever runs the job set
         # it. enabled=True written in code does not, since code travels with a package into
         # every user's CI.
-        if consent.enabled and source == "code" and not destination_configured(config, env):
+        if consent.enabled and not destination_configured(config, env):
             why = ci_or_development(env)
-            if why is not None:
+            if why is not None and not vendor_opted_in(config, env):
                 return _not_from_here(why)
         return consent
     if _do_not_track(env):

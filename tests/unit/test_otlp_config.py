@@ -444,7 +444,11 @@ def test_the_opt_out_file_disables(isolated_environment: Path) -> None:
     assert ".automagik-no-telemetry" in consent.reason
 
 
-def test_signals_left_on_the_vendor_are_not_sent_without_an_opt_in() -> None:
+def test_signals_left_on_the_vendor_are_not_sent_without_an_opt_in(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in (*opt_in.CI_VARIABLES, "ENVIRONMENT"):
+        monkeypatch.delenv(name, raising=False)
     environ: dict[str, str] = {}
     config = TelemetryConfig(
         "app", "1.0", environ=environ, metrics_endpoint="http://collector:4318/v1/metrics"
@@ -457,6 +461,8 @@ def test_signals_left_on_the_vendor_are_not_sent_without_an_opt_in() -> None:
         "app", "1.0", environ=environ, metrics_endpoint="http://c:4318", enabled=True
     )
     assert unconsented_signals(config, resolve_otlp(config, environ)) == []
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")  # in CI, enabled=True in code is no opt-in
+    assert unconsented_signals(config, resolve_otlp(config, environ)) == ["traces", "logs"]
 
 
 def test_redact_url_drops_query_and_credentials() -> None:

@@ -331,7 +331,9 @@ def resolve_otlp(config: TelemetryConfig, environ: Mapping[str, str]) -> OtlpDes
 def unconsented_signals(config: TelemetryConfig, destination: OtlpDestination) -> list[str]:
     """Signals that would go to the vendor's endpoint although only a destination the user
     configured (for other signals) gave the consent: those are not sent (see ``opt_in.py``)."""
-    if config.enabled is True:
+    from ...opt_in import vendor_opted_in  # opt_in imports the sink registry
+
+    if vendor_opted_in(config):
         return []
     return [s for s, ok in zip(SIGNALS, destination.configured, strict=True) if not ok]
 
