@@ -165,6 +165,7 @@ def replay(config: TelemetryConfig, *, rejected: bool = False, directory: str = 
     source = Spool(root / SET_ASIDE if rejected else root, 1 << 62, "drop_newest")
     aside = Spool(root / SET_ASIDE, 1 << 62, "drop_newest")
     sink = _sink(config)
+    refused: list[SpooledBatch] = []
     try:
         ready = sink.discover()
         if not ready.ok:
@@ -188,15 +189,19 @@ def replay(config: TelemetryConfig, *, rejected: bool = False, directory: str = 
                 result.set_aside_batches += 1
                 result.messages.append(outcome.message)
                 continue
-            source.release(batch)
             if outcome.refused_content:  # a set-aside batch refused again: it stays there
+                refused.append(batch)  # (claimed until the end: not taken twice)
                 result.set_aside_batches += 1
                 result.messages.append(outcome.message)
                 continue
+            source.release(batch)
             result.error = outcome.message
             result.left_batches = _part(source.directory).batches
             break
     finally:
+        for batch in refused:
+            with contextlib.suppress(OSError):
+                source.release(batch)
         with contextlib.suppress(Exception):
             sink.close()
     return result
