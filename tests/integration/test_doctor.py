@@ -143,3 +143,40 @@ def test_spool_step_counts_set_aside_and_corrupt(ch_db: ClickHouseDatabase) -> N
     assert status == FAIL
     assert "1 batches waiting (3 rows" in detail and "1 set aside (2 rows)" in detail
     assert "spool replay --rejected" in fix
+
+
+def _schema_env(db: ClickHouseDatabase, monkeypatch: pytest.MonkeyPatch) -> None:
+    server = db.server
+    for name, value in (("CLICKHOUSE_ENDPOINT", server.url), ("CLICKHOUSE_USERNAME",
+                        server.username), ("CLICKHOUSE_PASSWORD", server.password),
+                        ("CLICKHOUSE_DATABASE", db.name)):  # fmt: skip
+        monkeypatch.setenv(f"AUTOMAGIK_TELEMETRY_{name}", value)
+
+
+def test_schema_apply_refuses_a_server_too_old_and_points_at_legacy(
+    ch_db: ClickHouseDatabase, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _schema_env(ch_db, monkeypatch)
+    ch_db.query(f"DROP TABLE {ch_db.name}.logs")
+    assert cli.main(["schema", "--apply"]) == 1
+    err = capsys.readouterr().err
+    assert "ClickHouse 18.16" in err and "needs 22.8 or newer" in err and "--legacy" in err
+    assert ch_db.query(f"EXISTS TABLE {ch_db.name}.logs") == "0"  # nothing was applied
+    assert cli.main(["schema", "--apply", "--legacy"]) == 0
+    assert ch_db.query(f"EXISTS TABLE {ch_db.name}.logs") == "1"
+
+
+def test_schema_check_names_missing_columns_with_the_statements_that_add_them(
+    ch_db: ClickHouseDatabase, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _schema_env(ch_db, monkeypatch)
+    assert cli.main(["schema", "--check"]) == 0
+    assert capsys.readouterr().out.count("✔") == 3
+    ch_db.query(f"ALTER TABLE {ch_db.name}.logs DROP COLUMN exception_type")
+    assert cli.main(["schema", "--check"]) == 1
+    out = capsys.readouterr().out
+    assert f"✘ {ch_db.name}.logs: lacks exception_type; fix:" in out
+    statement = out.split("fix:\n", 1)[1].strip().rstrip(";")
+    assert statement.startswith(f"ALTER TABLE {ch_db.name}.logs ADD COLUMN exception_type")
+    ch_db.query(statement)  # the printed fix works
+    assert cli.main(["schema", "--check"]) == 0
