@@ -53,3 +53,13 @@ def test_the_vendors_endpoint_gets_nothing_without_consent() -> None:
     steps = {c.step: c.status for c in report.checks}
     assert steps["consent"] == FAIL
     assert steps["otlp traces endpoint"] == SKIP and steps["writer"] == SKIP
+
+
+def test_embedded_backend_checks_chdb_and_starts_the_writer(tmp_path: object) -> None:
+    pytest.importorskip("chdb")
+    config = TelemetryConfig(project_name="p", version="1", backend="embedded",
+                             embedded_path=f"{tmp_path}/db")  # fmt: skip
+    report = run(config)
+    steps = {c.step: c.status for c in report.checks}
+    assert steps["embedded engine"] == PASS and steps["writer"] == PASS
+    assert report.ok, report.text()

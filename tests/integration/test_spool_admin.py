@@ -69,6 +69,10 @@ def test_list_replay_and_discard_with_exact_counts(
     assert listed["rejected"]["batches"] == 1 and listed["rejected"]["rows"] == 3
     assert listed["corrupt"]["batches"] == 1
     assert listed["waiting"]["oldest_age_s"] is not None
+    assert cli.main(["spool", "list", *_args(ch_db, tmp_path / "spool")]) == 0
+    text = capsys.readouterr().out
+    assert "waiting                2 batches, 12 rows" in text
+    assert "set aside (rejected/)  1 batches, 3 rows" in text
 
     assert cli.main(["spool", "replay", *_args(ch_db, tmp_path / "spool")]) == 0
     assert "replayed 2 batches (12 rows)" in capsys.readouterr().out
