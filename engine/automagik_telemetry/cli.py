@@ -100,10 +100,15 @@ def _schema(args: argparse.Namespace) -> int:
 
     from .sinks.clickhouse import MIN_SCHEMA_VERSION, auth_headers, server_message
 
-    http = urllib3.PoolManager()
+    http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(total=60.0))
     headers = auth_headers(config.clickhouse_username, config.clickhouse_password)
     endpoint = config.clickhouse_endpoint
-    version = http.request("POST", f"{endpoint}/", body=b"SELECT version()", headers=headers)
+    try:
+        version = http.request("POST", f"{endpoint}/", body=b"SELECT version()", headers=headers)
+    except urllib3.exceptions.HTTPError as exc:
+        print(f"cannot reach ClickHouse at {endpoint}: {exc}. Fix: start it (cd infra && make "
+              "start) or set AUTOMAGIK_TELEMETRY_CLICKHOUSE_ENDPOINT", file=sys.stderr)  # fmt: skip
+        return 1
     if version.status != 200:
         print(f"{endpoint}: {server_message(version.data)}", file=sys.stderr)
         return 1

@@ -180,3 +180,13 @@ def test_schema_check_names_missing_columns_with_the_statements_that_add_them(
     assert statement.startswith(f"ALTER TABLE {ch_db.name}.logs ADD COLUMN exception_type")
     ch_db.query(statement)  # the printed fix works
     assert cli.main(["schema", "--check"]) == 0
+
+
+def test_schema_apply_says_when_nothing_listens(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = _free_port()
+    monkeypatch.setenv("AUTOMAGIK_TELEMETRY_CLICKHOUSE_ENDPOINT", f"http://127.0.0.1:{port}")
+    assert cli.main(["schema", "--apply"]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot reach ClickHouse at http://127.0.0.1:{port}" in err and "make start" in err
