@@ -204,6 +204,11 @@ def _spool(args: argparse.Namespace) -> int:
                       f"{age}{claimed}")  # fmt: skip
         return 0
     if args.spool_command == "replay":
+        if args.opt_project_name is None or args.opt_version is None:
+            print("spool replay: spool files hold the rows without the columns a client adds to "
+                  "each (service, project, version, host): say whose rows they are with "
+                  "--project-name APP --project-version VERSION", file=sys.stderr)  # fmt: skip
+            return 2
         result = spool_admin.replay(config, rejected=args.rejected, directory=directory)
         if args.json:
             print(json.dumps(result.as_dict(), indent=2))

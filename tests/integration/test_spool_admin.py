@@ -42,7 +42,7 @@ def _args(db: ClickHouseDatabase, spool: Path) -> list[str]:
     return ["--backend", "clickhouse", "--clickhouse-endpoint", server.url,
             "--clickhouse-username", server.username, f"--clickhouse-password={server.password}",
             "--clickhouse-database", db.name, "--spool-dir", str(spool),
-            "--project-name", "the-app"]  # fmt: skip
+            "--project-name", "the-app", "--project-version", "1.0.0"]  # fmt: skip
 
 
 def _config(db: ClickHouseDatabase, spool: Path) -> TelemetryConfig:
@@ -74,10 +74,16 @@ def test_list_replay_and_discard_with_exact_counts(
     assert "waiting                2 batches, 12 rows" in text
     assert "set aside (rejected/)  1 batches, 3 rows" in text
 
+    anonymous = [a for a in _args(ch_db, tmp_path / "spool") if a not in ("the-app", "1.0.0")]
+    anonymous = [a for a in anonymous if not a.startswith("--project-")]
+    assert cli.main(["spool", "replay", *anonymous]) == 2
+    assert "--project-name APP --project-version VERSION" in capsys.readouterr().err
+    assert ch_db.count() == 0
     assert cli.main(["spool", "replay", *_args(ch_db, tmp_path / "spool")]) == 0
     assert "replayed 2 batches (12 rows)" in capsys.readouterr().out
     assert ch_db.count() == 12
     assert ch_db.count(where="project_name = 'the-app' AND span_name LIKE 'w%'") == 7
+    assert ch_db.count(where="project_version = '1.0.0'") == 12
     assert inventory(directory).waiting.batches == 0
     assert inventory(directory).rejected.batches == 1  # not replayed without --rejected
 
