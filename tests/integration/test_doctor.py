@@ -190,3 +190,16 @@ def test_schema_apply_says_when_nothing_listens(
     assert cli.main(["schema", "--apply"]) == 1
     err = capsys.readouterr().err
     assert f"cannot reach ClickHouse at http://127.0.0.1:{port}" in err and "make start" in err
+
+
+def test_a_test_row_that_cannot_be_deleted_is_left_marked(ch_db: ClickHouseDatabase) -> None:
+    from automagik_telemetry.sinks.clickhouse import schema_statements
+
+    traces = next(s for s in schema_statements(ch_db.name, legacy=True) if ".traces" in s)
+    ch_db.query(f"DROP TABLE {ch_db.name}.traces")
+    ch_db.query(traces[: traces.index("ENGINE")] + "ENGINE = Log")  # no mutations: no DELETE
+    report = run(_config(ch_db))
+    status, detail, _ = _check(report, "test row")
+    assert status == PASS, report.text()
+    assert "left in place (marked span_name='automagik_telemetry.doctor'" in detail
+    assert ch_db.count(where=f"span_name = '{DOCTOR_EVENT}'") == 1
