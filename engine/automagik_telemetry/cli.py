@@ -12,10 +12,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from . import __version__
 from .config import options_markdown
+
+if TYPE_CHECKING:
+    from .config import TelemetryConfig
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -81,6 +84,8 @@ def _schema(args: argparse.Namespace) -> int:
     from .sinks.clickhouse import schema_statements
 
     config = TelemetryConfig(project_name="schema", version=__version__, backend="clickhouse")
+    if args.check:
+        return _schema_check(config)
     statements = schema_statements(
         config.clickhouse_database,
         config.clickhouse_table,
@@ -95,10 +100,15 @@ def _schema(args: argparse.Namespace) -> int:
 
     from .sinks.clickhouse import MIN_SCHEMA_VERSION, auth_headers, server_message
 
-    http = urllib3.PoolManager()
+    http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(total=60.0))
     headers = auth_headers(config.clickhouse_username, config.clickhouse_password)
     endpoint = config.clickhouse_endpoint
-    version = http.request("POST", f"{endpoint}/", body=b"SELECT version()", headers=headers)
+    try:
+        version = http.request("POST", f"{endpoint}/", body=b"SELECT version()", headers=headers)
+    except urllib3.exceptions.HTTPError as exc:
+        print(f"cannot reach ClickHouse at {endpoint}: {exc}. Fix: start it (cd infra && make "
+              "start) or set AUTOMAGIK_TELEMETRY_CLICKHOUSE_ENDPOINT", file=sys.stderr)  # fmt: skip
+        return 1
     if version.status != 200:
         print(f"{endpoint}: {server_message(version.data)}", file=sys.stderr)
         return 1
@@ -116,6 +126,159 @@ def _schema(args: argparse.Namespace) -> int:
             return 1
     print(f"applied {len(statements)} statements to ClickHouse {text} at {endpoint}")
     return 0
+
+
+# --- doctor, spool, schema --check (the operator's side) ------------------------------------
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One ``--option-name`` per option of the table (over the environment and defaults)."""
+    from .config import OPTIONS
+
+    group = parser.add_argument_group("configuration (else AUTOMAGIK_TELEMETRY_*, else defaults)")
+    for option in OPTIONS:
+        flag = "--project-version" if option.name == "version" else f"--{option.name}"
+        group.add_argument(flag.replace("_", "-"), dest=f"opt_{option.name}", metavar="VALUE",
+                           default=None, help=option.help.replace("%", "%%"))  # fmt: skip
+
+
+def _config_from(args: argparse.Namespace) -> TelemetryConfig:
+    from .config import OPTIONS, TelemetryConfig
+
+    given = {o.name: getattr(args, f"opt_{o.name}") for o in OPTIONS}
+    options = {k: v for k, v in given.items() if v is not None}
+    options.setdefault("project_name", "automagik-telemetry-cli")
+    options.setdefault("version", __version__)
+    config = TelemetryConfig(**options)
+    for name in options:  # shown as given on the command line, or as this command's default
+        if config.sources.get(name) == "code":
+            config.sources[name] = "argument" if given.get(name) is not None else "command"
+    return config
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    import json
+
+    from .config import ConfigError
+    from .doctor import run
+
+    try:
+        config = _config_from(args)
+    except ConfigError as exc:
+        print(f"✘ configuration: {exc}", file=sys.stderr)
+        return 2
+    report = run(config, timeout=max(10.0, 2 * config.timeout))
+    print(json.dumps(report.as_dict(), indent=2) if args.json else report.text())
+    return 0 if report.ok else 1
+
+
+def _spool(args: argparse.Namespace) -> int:
+    import json
+
+    from . import spool_admin
+    from .config import ConfigError
+
+    try:
+        config = _config_from(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    directory = spool_admin.destination_directory(config)
+    if not directory:
+        print("no spool: spool_max_bytes is 0", file=sys.stderr)
+        return 2
+    if args.spool_command == "list":
+        directories = spool_admin.all_directories(config) if args.all else [directory]
+        found = [spool_admin.inventory(d) for d in directories]
+        if args.json:
+            print(json.dumps([f.as_dict() for f in found], indent=2))
+            return 0
+        for f in found:
+            print(f.directory)
+            for label, part in (("waiting", f.waiting), ("set aside (rejected/)", f.rejected),
+                                ("corrupt (corrupt/)", f.corrupt)):  # fmt: skip
+                age = "" if part.oldest_age_s is None else f", oldest {part.oldest_age_s:.0f} s"
+                rows = "" if label.startswith("corrupt") else f", {part.rows} rows"
+                claimed = f", {part.claimed} being sent" if part.claimed else ""
+                print(f"  {label:<22} {part.batches} batches{rows}, {part.bytes} bytes"
+                      f"{age}{claimed}")  # fmt: skip
+        return 0
+    if args.spool_command == "replay":
+        if args.opt_project_name is None or args.opt_version is None:
+            print("spool replay: spool files hold the rows without the columns a client adds to "
+                  "each (service, project, version, host): say whose rows they are with "
+                  "--project-name APP --project-version VERSION", file=sys.stderr)  # fmt: skip
+            return 2
+        result = spool_admin.replay(config, rejected=args.rejected, directory=directory)
+        if args.json:
+            print(json.dumps(result.as_dict(), indent=2))
+        else:
+            print(f"replayed {result.batches} batches ({result.rows} rows) from "
+                  f"{directory}{'/rejected' if args.rejected else ''}")  # fmt: skip
+            if result.set_aside_batches:
+                print(f"{result.set_aside_batches} batches refused for what they hold, kept in "
+                      f"{directory}/rejected")  # fmt: skip
+            for message in result.messages[:5]:
+                print(f"  {message}")
+            if result.error:
+                print(f"stopped, {result.left_batches} batches left: {result.error}",
+                      file=sys.stderr)  # fmt: skip
+        return 1 if result.error or result.set_aside_batches else 0
+    chosen = "rejected" if args.rejected else "corrupt" if args.corrupt else "waiting"
+    removed = spool_admin.discard(directory, chosen)
+    if args.json:
+        print(json.dumps({"part": chosen, "directory": directory, "batches": removed.batches,
+                          "rows": removed.rows, "bytes": removed.bytes}))  # fmt: skip
+    else:
+        rows = "" if chosen == "corrupt" else f" ({removed.rows} rows)"
+        print(f"discarded {removed.batches} {chosen} batches{rows}, {removed.bytes} bytes, "
+              f"from {directory}")  # fmt: skip
+    return 0
+
+
+def _schema_check(config: TelemetryConfig) -> int:
+    """Compare the live tables with the columns the engine writes."""
+    import urllib3
+
+    from .doctor import _legacy_flag, check_tables
+    from .schema_check import add_column_statements
+    from .sinks.clickhouse import auth_headers, server_message
+
+    endpoint = config.clickhouse_endpoint.rstrip("/")
+    headers = auth_headers(config.clickhouse_username, config.clickhouse_password)
+    http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(total=config.timeout))
+
+    def query(sql: str) -> tuple[bool, str]:
+        answer = http.request("POST", f"{endpoint}/", body=sql.encode(), headers=headers)
+        if answer.status == 200:
+            return True, answer.data.decode()
+        return False, server_message(answer.data)
+
+    try:
+        ok, version = query("SELECT version()")
+        if not ok:
+            print(f"{endpoint}: {version}", file=sys.stderr)
+            return 1
+        tables = check_tables(config, query, version)
+    except (urllib3.exceptions.HTTPError, RuntimeError) as exc:
+        print(f"{endpoint}: {exc}", file=sys.stderr)
+        return 1
+    legacy = _legacy_flag(version) != ""
+    problems = 0
+    for kind, (table, missing_table, missing) in enumerate(tables):
+        name = f"{config.clickhouse_database}.{table}"
+        if missing_table:
+            problems += 1
+            print(f"✘ {name}: missing; fix: automagik-telemetry schema --apply"
+                  f"{' --legacy' if legacy else ''}")  # fmt: skip
+        elif missing:
+            problems += 1
+            print(f"✘ {name}: lacks {', '.join(missing)}; fix:")
+            for statement in add_column_statements(name, kind, missing, legacy=legacy):
+                print(f"    {statement};")
+        else:
+            print(f"✔ {name}: every column the engine writes")
+    return 1 if problems else 0
 
 
 def _config(args: argparse.Namespace) -> int:
@@ -168,7 +331,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     schema.add_argument("--apply", action="store_true")
     schema.add_argument("--legacy", action="store_true", help="tables for ClickHouse < 22.8")
+    schema.add_argument(
+        "--check", action="store_true", help="compare the live tables with what the engine writes"
+    )
     schema.set_defaults(run=_schema)
+    doctor = commands.add_parser("doctor", help="run the troubleshooting checklist")
+    doctor.add_argument("--json", action="store_true", help="the report as JSON")
+    _add_config_options(doctor)
+    doctor.set_defaults(run=_doctor)
+    spool = commands.add_parser("spool", help="the spool by hand: list, replay, discard")
+    spool_commands = spool.add_subparsers(dest="spool_command", required=True)
+    listing = spool_commands.add_parser("list", help="batches waiting, set aside and corrupt")
+    listing.add_argument("--all", action="store_true", help="every destination's spool")
+    replay = spool_commands.add_parser("replay", help="send the waiting batches now")
+    replay.add_argument("--rejected", action="store_true", help="the set-aside ones instead")
+    discard = spool_commands.add_parser("discard", help="delete batches of one part")
+    which = discard.add_mutually_exclusive_group(required=True)
+    which.add_argument("--rejected", action="store_true", help="the set-aside batches")
+    which.add_argument("--corrupt", action="store_true", help="the unreadable files")
+    which.add_argument("--waiting", action="store_true", help="the batches waiting")
+    for command in (listing, replay, discard):
+        command.add_argument("--json", action="store_true")
+        _add_config_options(command)
+        command.set_defaults(run=_spool)
     config = commands.add_parser("config", help="print the table of options (Markdown)")
     config.set_defaults(run=_config)
     commands.add_parser(

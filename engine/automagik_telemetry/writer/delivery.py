@@ -112,6 +112,7 @@ class Delivery:
             batch.token = self.token(batch)
         prepared: Prepared | None = None
         retry = 0
+        sent_at = time.monotonic()
         while True:
             left = self.health.paused_until - time.monotonic()
             if left > 0 and pause(left, self.exit_event) and self.exit_deadline is None:
@@ -126,9 +127,10 @@ class Delivery:
                     except ValueError as exc:  # rows this sink cannot read: kept, not retried
                         self.put_aside(batch, unreadable(exc))
                         return True
+                sent_at = time.monotonic()
                 outcome = self.sink.send(prepared)
             if outcome.ok:
-                self._on_delivered(batch, prepared, outcome)
+                self._on_delivered(batch, prepared, outcome, time.monotonic() - sent_at)
                 return True
             if outcome.too_large and batch.rows > 1:
                 return self._deliver_halves(batch, outcome)
@@ -184,7 +186,9 @@ class Delivery:
                 self._discovered = False
             return outcome
 
-    def _on_delivered(self, batch: Batch, prepared: Prepared | None, outcome: Outcome) -> None:
+    def _on_delivered(
+        self, batch: Batch, prepared: Prepared | None, outcome: Outcome, round_trip: float = 0.0
+    ) -> None:
         wire_bytes = len(prepared.wire) if prepared is not None else 0
         raw_bytes = prepared.raw_bytes if prepared is not None and prepared.raw_bytes else 0
         health = self.health
@@ -194,11 +198,14 @@ class Delivery:
             control.add(Counter.BATCHES_SENT)
             control.add(Counter.BYTES_WIRE, wire_bytes)
             control.add(Counter.BYTES_RAW, raw_bytes or len(batch.body))
-            if self.verbose:
-                log.info(
-                    "sent %d %s rows, %d bytes on the wire",
-                    batch.rows, KIND_NAMES[batch.kind], wire_bytes,
-                )  # fmt: skip
+            if self.verbose:  # relayed to the application's logger (automagik_telemetry)
+                self.publish(
+                    logging.INFO,
+                    "",
+                    f"sent {batch.rows} {KIND_NAMES[batch.kind]} rows to {self.sink.name}: "
+                    f"{raw_bytes or len(batch.body)} bytes, {wire_bytes} on the wire, round trip "
+                    f"{round_trip * 1e3:.1f} ms",
+                )
             if health.failures:
                 self.publish(
                     logging.INFO,
