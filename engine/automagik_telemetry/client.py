@@ -82,9 +82,9 @@ class AutomagikTelemetry(AsyncTracking):
         if config is None:
             if not options:
                 raise TypeError(
-                    "AutomagikTelemetry is missing its config: pass "
-                    "config=TelemetryConfig(project_name=..., version=...) or the keyword form "
-                    "AutomagikTelemetry(project_name=..., version=..., backend=...)"
+                    "AutomagikTelemetry.__init__() missing 1 required positional argument: "
+                    "'config' (pass config=TelemetryConfig(project_name=..., version=...) or "
+                    "the keyword form AutomagikTelemetry(project_name=..., version=..., ...))"
                 )
             config = TelemetryConfig(**options)
         elif options:
