@@ -266,3 +266,13 @@ def test_readme_table_lists_every_option() -> None:
     table = options_markdown()
     for name in ("clickhouse_endpoint", "ring_size", "AUTOMAGIK_TELEMETRY_CLICKHOUSE_PASSWORD"):
         assert name in table
+
+
+def test_the_readme_holds_the_table_as_printed_and_the_section_on_0_1() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert options_markdown() in readme
+    for heading in ("## Coming from automagik-telemetry 0.1", "### The same",
+                    "### Fixed on purpose", "### New"):  # fmt: skip
+        assert f"\n{heading}\n" in readme
