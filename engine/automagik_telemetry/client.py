@@ -224,7 +224,8 @@ class AutomagikTelemetry(AsyncTracking):
         self._writer_restarts += supervisor.restarts
         self._ring = self._supervisor = self._producer = None
         segment = ring_writer.segment
-        ring_writer.release()
+        with ring_writer.lock:  # a track call of another thread finishes its row first
+            ring_writer.release()
         segment.close()
         if writer_gone:
             ring.unlink_segment(segment.name)

@@ -242,3 +242,41 @@ def test_disable_of_a_delivering_client_delivers_first(ch_db: ClickHouseDatabase
     wait_for(lambda: not process_alive(pid), "the writer exits")
     assert segment not in shm_segments()
     assert client.flush() is True  # nothing to wait for while disabled
+
+
+def test_disable_while_other_threads_track_keeps_every_accepted_row(
+    ch_db: ClickHouseDatabase,
+) -> None:
+    import threading
+
+    client = AutomagikTelemetry(**ch_db.client_options())
+    pid = client.get_status()["writer_pid"]
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    started = threading.Barrier(5)
+
+    def work(thread: int) -> None:
+        started.wait()
+        i = 0
+        try:
+            while not stop.is_set():
+                client.track_event(f"t{thread}", {"i": i})
+                i += 1
+        except BaseException as exc:  # a track call must never raise
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    started.wait()
+    while client.get_status()["accepted"] < 20_000:
+        time.sleep(0.01)
+    client.disable()
+    stop.set()
+    for t in threads:
+        t.join()
+    assert errors == []
+    accepted = client.get_status()["accepted"]
+    wait_for(lambda: not process_alive(pid), "the writer exits")
+    assert accepted >= 20_000
+    assert ch_db.count() == accepted  # every accepted row landed, once
