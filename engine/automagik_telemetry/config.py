@@ -645,7 +645,10 @@ class TelemetryConfig:
             value = given[name]
             if name in ("project_name", "version") and isinstance(value, str) and not value.strip():
                 raise ConfigError(_EMPTY_NAME.format(name))
-            value = option.check(name, value)
+            try:
+                value = option.check(name, value)
+            except ConfigError as exc:
+                raise _with_milliseconds_hint(option, value, exc) from None
             if text is not None and var is not None:
                 # the environment holds the same value (a config copied by replace(), say):
                 # it stays the source, which matters to consent (opt_in.decide)
@@ -734,6 +737,21 @@ class TelemetryConfig:
             f"{k}={v!r}" for k, v in self.as_dict().items() if self.sources.get(k) != "default"
         )
         return f"TelemetryConfig({shown})"
+
+
+def _with_milliseconds_hint(option: Option, value: Any, exc: ConfigError) -> ConfigError:
+    """A duration in code that reads like milliseconds gets the spelling that says so."""
+    limit = MILLISECONDS_ABOVE.get(option.name)
+    if (
+        limit is not None
+        and isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and limit < value <= limit * 1000
+    ):
+        return ConfigError(
+            f"{exc} (for {value:g} milliseconds write {value / 1000:g} or '{value:g}ms')"
+        )
+    return exc
 
 
 def _from_environment(option: Option, var: str, text: str, warnings: list[str]) -> Any:

@@ -276,3 +276,24 @@ def test_the_readme_holds_the_table_as_printed_and_the_section_on_0_1() -> None:
     for heading in ("## Coming from automagik-telemetry 0.1", "### The same",
                     "### Fixed on purpose", "### New"):  # fmt: skip
         assert f"\n{heading}\n" in readme
+
+
+def test_a_timeout_in_code_that_reads_like_milliseconds_says_how_to_write_it() -> None:
+    with pytest.raises(ConfigError) as info:
+        config(timeout=5000)
+    assert str(info.value) == (
+        "timeout=5000 is not allowed: expected a number greater than 0.0 and at most 300.0 "
+        "(for 5000 milliseconds write 5 or '5000ms')"
+    )
+    with pytest.raises(ConfigError, match=r"at most 300\.0$"):
+        config(timeout=10_000_000)
+
+
+def test_without_privacy_the_plain_encoder_is_used() -> None:
+    from automagik_telemetry.privacy import PrivacyConfig
+    from automagik_telemetry.rows.clickhouse import ClickHouseRows
+    from automagik_telemetry.sanitising import SanitisingRows, sanitising
+
+    rows = ClickHouseRows()
+    assert sanitising(rows, None) is rows
+    assert isinstance(sanitising(rows, PrivacyConfig()), SanitisingRows)
