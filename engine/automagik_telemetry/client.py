@@ -35,9 +35,11 @@ from .resource import Resource
 from .ring import segment as ring
 from .ring.spsc import RingWriter
 from .rows.clickhouse import RowEncoder
+from .sanitising import sanitising
 from .schema import LogSeverity, MetricType
 from .settings import WriterSettings, identity
 from .sinks import sink_spec
+from .sinks.otlp.config import resolve_otlp
 from .status import ring_status, stopped_status
 from .supervisor import Supervisor
 
@@ -82,9 +84,9 @@ class AutomagikTelemetry(AsyncTracking):
         if config is None:
             if not options:
                 raise TypeError(
-                    "AutomagikTelemetry is missing its config: pass "
-                    "config=TelemetryConfig(project_name=..., version=...) or the keyword form "
-                    "AutomagikTelemetry(project_name=..., version=..., backend=...)"
+                    "AutomagikTelemetry.__init__() missing 1 required positional argument: "
+                    "'config' (pass config=TelemetryConfig(project_name=..., version=...) or "
+                    "the keyword form AutomagikTelemetry(project_name=..., version=..., ...))"
                 )
             config = TelemetryConfig(**options)
         elif options:
@@ -95,6 +97,12 @@ class AutomagikTelemetry(AsyncTracking):
         elif not isinstance(config, TelemetryConfig):
             raise TypeError(f"config must be a TelemetryConfig, not {type(config).__name__}")
         self.config = config
+        # The OTLP endpoints in force (as the original SDK's attributes), whatever the backend.
+        otlp = resolve_otlp(config, os.environ)
+        self.endpoint, self.metrics_endpoint, self.logs_endpoint = otlp.endpoints
+        self.config_warnings: tuple[str, ...] = config.environment_warnings + (
+            otlp.warnings if config.backend == "otlp" else ()
+        )
         self.resource = Resource.detect(
             config.project_name, config.version, config.organization, config.environment
         )
@@ -122,7 +130,8 @@ class AutomagikTelemetry(AsyncTracking):
     # --- lifecycle --------------------------------------------------------------------------
 
     def _make_encoder(self) -> RowEncoder:
-        return sink_spec(self.config.backend).encoder(self.config, self.resource)
+        rows = sink_spec(self.config.backend).encoder(self.config, self.resource)
+        return sanitising(rows, self.config.privacy)
 
     def _writer_settings(self, segment: str) -> WriterSettings:
         c = self.config
@@ -192,23 +201,31 @@ class AutomagikTelemetry(AsyncTracking):
         if self._closed or self._ring is None or os.getpid() != self._owner_pid:
             self._closed = True
             return True
-        # Wait until every row is safe (delivered, or in the spool when the destination is
-        # down), then stop: an outage never holds the application's exit for long.
+        self._closed = True
+        return self._let_go(timeout)
+
+    def _let_go(self, timeout: float | None) -> bool:
+        """Wait until every row is safe (delivered, or in the spool when the destination is
+        down: an outage never holds the application for long), then stop the writer and free
+        the ring's shared memory. The counters of this ring are kept. Returns whether every
+        row was delivered."""
+        assert self._ring is not None and self._supervisor is not None
         flush = self._flush
         targets = flush.request()
         flush.wait(targets, timeout, safe_only=True)
         delivered = flush.reached(targets)
-        self._closed = True
-        self._bind(None)  # later calls take the slow path: counted as after_shutdown
+        self._bind(None)  # later calls take the slow path (disabled, or after_shutdown)
         atexit.unregister(self._at_exit)
-        ring_writer = self._ring
+        ring_writer, supervisor, producer = self._ring, self._supervisor, self._producer
         self._control.request_shutdown()
-        assert self._supervisor is not None
-        writer_gone = self._supervisor.stop(grace=2.0 if delivered else 0.5)
-        self._ring = None
-        self._closed = True
+        writer_gone = supervisor.stop(grace=2.0 if delivered else 0.5)
+        if producer is not None:
+            self._accepted += producer.accepted
+        self._writer_restarts += supervisor.restarts
+        self._ring = self._supervisor = self._producer = None
         segment = ring_writer.segment
-        ring_writer.release()
+        with ring_writer.lock:  # a track call of another thread finishes its row first
+            ring_writer.release()
         segment.close()
         if writer_gone:
             ring.unlink_segment(segment.name)
@@ -342,22 +359,28 @@ class AutomagikTelemetry(AsyncTracking):
 
     def enable(self) -> None:
         """Turn sending on (and remove the ~/.automagik-no-telemetry opt-out, as the original
-        SDK does)."""
+        SDK does): a new ring and writer, which also deliver what ``disable()`` left in the
+        spool."""
         with contextlib.suppress(OSError):
             opt_in.opt_out_file().unlink()
         self.enabled = True
         self.config.enabled = True  # consent for every signal, the vendor's default included
         self._consent = opt_in.Consent(True, "enable() was called")
-        if self._ring is None and not self._closed:
+        if self._ring is None and not self._closed and os.getpid() == self._owner_pid:
+            self._fork_pending = False
             self._start()
 
     def disable(self) -> _Done:
-        """Deliver what was tracked, then stop sending and write the ~/.automagik-no-telemetry
-        opt-out (as the original SDK does). Works called or awaited."""
-        if self._ring is not None:
-            self.flush()
+        """Stop sending and let go: every row tracked so far is delivered, or kept in the spool
+        when the destination is down (sent by the next writer of this destination, e.g. after
+        ``enable()``); the writer process exits and the ring's shared memory is freed. Writes
+        the ~/.automagik-no-telemetry opt-out (as the original SDK does). Works called or
+        awaited."""
         self.enabled = False
         self._consent = opt_in.Consent(False, "disable() was called")
+        if self._ring is not None and not self._closed and os.getpid() == self._owner_pid:
+            with contextlib.suppress(Exception):  # never raise into the application
+                self._let_go(None)
         with contextlib.suppress(OSError):
             opt_in.opt_out_file().touch()
         return _Done()
@@ -377,15 +400,19 @@ class AutomagikTelemetry(AsyncTracking):
             "session_id": self.session_id,
             "project_name": c.project_name,
             "project_version": c.version,
-            "endpoint": c.endpoint,
-            "metrics_endpoint": c.metrics_endpoint,
-            "logs_endpoint": c.logs_endpoint,
+            "project_name_source": c.sources.get("project_name", "code"),
+            "project_version_source": c.sources.get("version", "code"),
+            "endpoint": self.endpoint,
+            "metrics_endpoint": self.metrics_endpoint,
+            "logs_endpoint": self.logs_endpoint,
             "clickhouse_endpoint": sink_spec(c.backend).shown_endpoint(c),
             "opt_out_file_exists": opt_in.opt_out_file().exists(),
             "env_var": os.environ.get("AUTOMAGIK_TELEMETRY_ENABLED"),
             "verbose": self.verbose,
             "batch_size": c.batch_size,
             "compression_enabled": c.compression_enabled,
+            "privacy": c.privacy is not None,
+            "config_warnings": list(self.config_warnings),
             "accepted": self._accepted
             + (self._producer.accepted if self._producer is not None else 0),
             "dropped": dict(self._dropped),

@@ -11,14 +11,18 @@ the README's configuration table is printed from it (``automagik-telemetry confi
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import logging
 import os
+import sys
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Never
 
+from .privacy import PrivacyConfig, Sanitizer
 from .sinks import BACKENDS, sink_spec
 
 ENV_PREFIX: Final = "AUTOMAGIK_TELEMETRY_"
@@ -27,6 +31,8 @@ ON_FULL_POLICIES: Final = ("block", "drop")
 CODECS: Final = ("auto", "lz4", "gzip", "zstd", "none")
 OTLP_PROTOCOLS: Final = ("http/json", "http/protobuf")
 SPOOL_FULL_POLICIES: Final = ("drop_newest", "drop_oldest")
+
+log = logging.getLogger("automagik_telemetry")
 
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off", ""})
@@ -68,12 +74,22 @@ def _as_int(name: str, value: Any, minimum: int, maximum: int) -> int:
     return value
 
 
+def _seconds_text(text: str) -> float:
+    """``"5"``, ``"5s"``, ``"5000ms"``, ``"2.5 s"``: a number of seconds."""
+    t = text.strip().lower()
+    if t.endswith("ms"):
+        return float(t[:-2].strip()) / 1000.0
+    if t.endswith("s"):
+        return float(t[:-1].strip())
+    return float(t)
+
+
 def _as_float(name: str, value: Any, minimum: float, maximum: float, *, open_min: bool) -> float:
     if isinstance(value, bool):
         raise ConfigError(f"{name}={value!r} is not allowed: expected a number of seconds")
     if isinstance(value, str):
         try:
-            value = float(value.strip())
+            value = _seconds_text(value)
         except ValueError:
             raise ConfigError(
                 f"{name}={value!r} is not allowed: expected a number of seconds"
@@ -161,6 +177,29 @@ def _as_headers(name: str, value: Any) -> dict[str, str]:
     )
 
 
+def _as_privacy(name: str, value: Any) -> PrivacyConfig | None:
+    """A ``PrivacyConfig``; or true/false (true: ``PrivacyConfig()``'s defaults)."""
+    if value is None:
+        return None
+    if isinstance(value, PrivacyConfig):
+        try:
+            Sanitizer(value)
+        except ValueError as exc:
+            raise ConfigError(f"{name}: {exc}") from None
+        return value
+    if isinstance(value, bool | str):
+        try:
+            on = _as_bool(name, value)
+        except ConfigError:
+            pass
+        else:
+            return PrivacyConfig() if on else None
+    raise ConfigError(
+        f"{name}={_describe(value)} is not allowed: expected a PrivacyConfig, or true/false "
+        "(true: PrivacyConfig() with its defaults)"
+    )
+
+
 # --- the table of options -------------------------------------------------------------------
 
 
@@ -219,9 +258,21 @@ MiB: Final = 1024 * 1024
 
 OPTIONS: Final[tuple[Option, ...]] = (
     # --- identity
-    Option("project_name", None, _required_text, "Name of the application (service.name).", env=""),
     Option(
-        "version", None, _required_text, "Version of the application (service.version).", env=""
+        "project_name",
+        None,
+        _required_text,
+        "Name of the application (service.name). Unset: OTEL_SERVICE_NAME, then service.name "
+        "in OTEL_RESOURCE_ATTRIBUTES, then the running program's name.",
+        env="AUTOMAGIK_TELEMETRY_PROJECT_NAME",
+    ),
+    Option(
+        "version",
+        None,
+        _required_text,
+        "Version of the application (service.version). Unset: service.version in "
+        "OTEL_RESOURCE_ATTRIBUTES, then 'unknown'.",
+        env="AUTOMAGIK_TELEMETRY_PROJECT_VERSION",
     ),
     Option(
         "organization", "namastex", _text, "Organization, sent as service.organization.", env=""
@@ -325,7 +376,13 @@ OPTIONS: Final[tuple[Option, ...]] = (
         _int(1, 16),
         "Batches sent at once (ClickHouse parses each insert on one core).",
     ),
-    Option("timeout", 5.0, _seconds(0.0, 300.0), "Seconds for one HTTP request."),
+    Option(
+        "timeout",
+        5.0,
+        _seconds(0.0, 300.0),
+        "Seconds for one HTTP request ('5', '5s' or '5000ms'). From the environment, a bare "
+        "number above 300 is read as milliseconds (5000: 5 s), with a warning.",
+    ),
     Option(
         "max_retries",
         3,
@@ -380,6 +437,14 @@ OPTIONS: Final[tuple[Option, ...]] = (
         _choice(SPOOL_FULL_POLICIES),
         "When the spool is full: drop the newest batch or the oldest.",
     ),
+    # --- privacy
+    Option(
+        "privacy",
+        None,
+        _optional(_as_privacy),
+        "A PrivacyConfig: attributes, metric labels, log bodies and error messages are "
+        "sanitised before they are encoded. true: PrivacyConfig() defaults. Unset: off.",
+    ),
 )
 
 OPTION_BY_NAME: Final = {o.name: o for o in OPTIONS}
@@ -390,115 +455,249 @@ def env_value(option: Option, environ: Mapping[str, str]) -> str | None:
     return environ.get(var) if var else None
 
 
-class TelemetryConfig:
-    """All options of one client, resolved (code > environment > default) and checked.
+#: Options whose bare number in the environment, above the option's maximum in seconds, is
+#: read as milliseconds (the TypeScript SDK and the backend guide give timeouts in ms).
+MILLISECONDS_ABOVE: Final[dict[str, float]] = {"timeout": 300.0}
 
-    ``TelemetryConfig(project_name="my-app", version="1.0.0", backend="clickhouse")``. Attributes
-    hold the values in force; ``explicit`` names the options that were given in code.
+_EMPTY_NAME: Final = "TelemetryConfig: {} is required and cannot be empty"
+_warned_environment: set[str] = set()  # each warning about the environment is logged once
+
+
+def _d(name: str) -> Any:
+    """The default of option ``name`` (the table is the single source of defaults)."""
+    return OPTION_BY_NAME[name].default
+
+
+def _program_name() -> str:
+    """The running program's name: ``myapp`` for ``myapp`` or ``python myapp.py``, the
+    package for ``python -m pkg``, ``python`` for ``-c`` and the interactive interpreter."""
+    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else ""
+    if argv0 in ("", "-c", "-m", "-"):
+        return "python"
+    path = Path(argv0)
+    name = path.stem
+    if name == "__main__":
+        name = path.parent.name
+    return name or "python"
+
+
+def _resource_attributes(environ: Mapping[str, str]) -> dict[str, str]:
+    """``OTEL_RESOURCE_ATTRIBUTES`` (``k=v,k2=v2``, values URL-encoded); malformed pairs are
+    skipped, as the OpenTelemetry SDKs do."""
+    found: dict[str, str] = {}
+    for part in environ.get("OTEL_RESOURCE_ATTRIBUTES", "").split(","):
+        key, sep, value = part.partition("=")
+        if sep and key.strip() and value.strip():
+            found[key.strip()] = urllib.parse.unquote(value.strip())
+    return found
+
+
+def _identity_fallback(name: str, environ: Mapping[str, str]) -> tuple[str, str]:
+    """(value, source) of project_name / version when neither code nor the
+    AUTOMAGIK_TELEMETRY_* variable gives one."""
+    resource = _resource_attributes(environ)
+    if name == "project_name":
+        service = environ.get("OTEL_SERVICE_NAME", "").strip()
+        if service:
+            return service, "OTEL_SERVICE_NAME"
+        if resource.get("service.name"):
+            return resource["service.name"], "OTEL_RESOURCE_ATTRIBUTES"
+        return _program_name(), "program name"
+    if resource.get("service.version"):
+        return resource["service.version"], "OTEL_RESOURCE_ATTRIBUTES"
+    return "unknown", "default"
+
+
+@dataclass(init=False)
+class TelemetryConfig:
+    """All options of one client, resolved and checked when it is built.
+
+    ``TelemetryConfig(project_name="my-app", version="1.0.0", backend="clickhouse")``.
+
+    Precedence of every option: the argument given in code, then its ``AUTOMAGIK_TELEMETRY_*``
+    variable, then the default (``project_name`` and ``version`` then also read OpenTelemetry's
+    ``OTEL_SERVICE_NAME`` and ``OTEL_RESOURCE_ATTRIBUTES``, then the program's name and
+    ``"unknown"``). A value given in code that is not allowed raises ``ConfigError`` naming the
+    option, the value and what is allowed; one from the environment is logged once as a
+    warning, kept in ``environment_warnings``, and the default is used instead.
+
+    A dataclass: ``dataclasses.fields``, ``replace`` and ``asdict`` work (``replace`` builds a
+    new config, in which the values it copies count as given in code unless the environment
+    still holds the same value). Besides the options: ``sources`` (option -> ``"code"``, the
+    variable's name or ``"default"``), ``explicit`` (the options given in code) and
+    ``environment_warnings``.
     """
 
     project_name: str
     version: str
-    organization: str
-    environment: str
-    backend: str
-    enabled: bool | None
-    verbose: bool
-    endpoint: str | None
-    metrics_endpoint: str | None
-    logs_endpoint: str | None
-    otlp_protocol: str
-    otlp_encode_in: str
-    otlp_headers: dict[str, str] | None
-    clickhouse_endpoint: str
-    clickhouse_database: str
-    clickhouse_table: str
-    clickhouse_metrics_table: str
-    clickhouse_logs_table: str
-    clickhouse_username: str
-    clickhouse_password: str
-    embedded_path: str | None
-    batch_size: int
-    flush_interval: float
-    max_batch_bytes: int | None
-    max_in_flight: int
-    timeout: float
-    max_retries: int
-    retry_backoff_base: float
-    compression_enabled: bool
-    compression: str
-    compression_threshold: int
-    ring_size: int
-    on_full: str
-    block_timeout: float
-    spool_dir: str | None
-    spool_max_bytes: int
-    spool_full_policy: str
+    organization: str = _d("organization")
+    environment: str = _d("environment")
+    backend: str = _d("backend")
+    enabled: bool | None = _d("enabled")
+    verbose: bool = _d("verbose")
+    endpoint: str | None = _d("endpoint")
+    metrics_endpoint: str | None = _d("metrics_endpoint")
+    logs_endpoint: str | None = _d("logs_endpoint")
+    otlp_protocol: str = _d("otlp_protocol")
+    otlp_encode_in: str = _d("otlp_encode_in")
+    otlp_headers: dict[str, str] | None = _d("otlp_headers")  # noqa: RUF009 (None)
+    clickhouse_endpoint: str = _d("clickhouse_endpoint")
+    clickhouse_database: str = _d("clickhouse_database")
+    clickhouse_table: str = _d("clickhouse_table")
+    clickhouse_metrics_table: str = _d("clickhouse_metrics_table")
+    clickhouse_logs_table: str = _d("clickhouse_logs_table")
+    clickhouse_username: str = _d("clickhouse_username")
+    clickhouse_password: str = _d("clickhouse_password")
+    embedded_path: str | None = _d("embedded_path")
+    batch_size: int = _d("batch_size")
+    flush_interval: float = _d("flush_interval")
+    max_batch_bytes: int | None = _d("max_batch_bytes")
+    max_in_flight: int = _d("max_in_flight")
+    timeout: float = _d("timeout")
+    max_retries: int = _d("max_retries")
+    retry_backoff_base: float = _d("retry_backoff_base")
+    compression_enabled: bool = _d("compression_enabled")
+    compression: str = _d("compression")
+    compression_threshold: int = _d("compression_threshold")
+    ring_size: int = _d("ring_size")
+    on_full: str = _d("on_full")
+    block_timeout: float = _d("block_timeout")
+    spool_dir: str | None = _d("spool_dir")
+    spool_max_bytes: int = _d("spool_max_bytes")
+    spool_full_policy: str = _d("spool_full_policy")
+    privacy: PrivacyConfig | None = _d("privacy")  # noqa: RUF009 (None)
 
     def __init__(
         self,
         project_name: str | None = None,
         version: str | None = None,
         *,
+        organization: str | None = None,
+        environment: str | None = None,
+        backend: str | None = None,
+        enabled: bool | None = None,
+        verbose: bool | None = None,
+        endpoint: str | None = None,
+        metrics_endpoint: str | None = None,
+        logs_endpoint: str | None = None,
+        otlp_protocol: str | None = None,
+        otlp_encode_in: str | None = None,
+        otlp_headers: Mapping[str, str] | str | None = None,
+        clickhouse_endpoint: str | None = None,
+        clickhouse_database: str | None = None,
+        clickhouse_table: str | None = None,
+        clickhouse_metrics_table: str | None = None,
+        clickhouse_logs_table: str | None = None,
+        clickhouse_username: str | None = None,
+        clickhouse_password: str | None = None,
+        embedded_path: str | None = None,
+        batch_size: int | None = None,
+        flush_interval: float | str | None = None,
+        max_batch_bytes: int | None = None,
+        max_in_flight: int | None = None,
+        timeout: float | str | None = None,
+        max_retries: int | None = None,
+        retry_backoff_base: float | str | None = None,
+        compression_enabled: bool | None = None,
+        compression: str | None = None,
+        compression_threshold: int | None = None,
+        ring_size: int | None = None,
+        on_full: str | None = None,
+        block_timeout: float | str | None = None,
+        spool_dir: str | None = None,
+        spool_max_bytes: int | None = None,
+        spool_full_policy: str | None = None,
+        privacy: PrivacyConfig | bool | None = None,
         environ: Mapping[str, str] | None = None,
-        **options: Any,
+        **unknown: Never,
     ) -> None:
-        env = os.environ if environ is None else environ
-        unknown = sorted(set(options) - set(OPTION_BY_NAME))
+        """Every option is ``None`` when not given: then its variable, then its default."""
+        given = {k: v for k, v in locals().items() if k in OPTION_BY_NAME and v is not None}
         if unknown:
             known = ", ".join(OPTION_BY_NAME)
             raise TypeError(
-                f"TelemetryConfig got unknown option(s) {', '.join(unknown)}; known: {known}"
+                f"TelemetryConfig got unknown option(s) {', '.join(sorted(unknown))}; "
+                f"known: {known}"
             )
-        given: dict[str, Any] = dict(options)
-        if project_name is not None:
-            given["project_name"] = project_name
-        if version is not None:
-            given["version"] = version
-        missing = [n for n in ("project_name", "version") if given.get(n) is None]
-        if missing:
-            raise TypeError(
-                f"TelemetryConfig needs {' and '.join(missing)}: "
-                "TelemetryConfig(project_name='my-app', version='1.0.0', ...)"
-            )
-        self.explicit = frozenset(k for k, v in given.items() if v is not None)
+        env = os.environ if environ is None else environ
+        self.explicit = frozenset(given)
         self.sources: dict[str, str] = {}
+        warnings: list[str] = []
         for option in OPTIONS:
-            if given.get(option.name) is not None:
-                raw, source = given[option.name], "code"
-            elif (text := env_value(option, env)) is not None and text.strip() != "":
-                raw, source = text, option.env_var or ""
-            else:
-                raw, source = option.default, "default"
-            try:
-                value = option.check(option.name, raw) if raw is not None else None
-            except ConfigError as exc:
-                if source not in ("code", "default"):
-                    raise ConfigError(f"{exc} (from the environment variable {source})") from None
-                raise
+            value, source = self._resolve(option, given, env, warnings)
             setattr(self, option.name, value)
             self.sources[option.name] = source
-        self._check_together()
+        self._check_together(warnings)
+        self.environment_warnings: tuple[str, ...] = tuple(warnings)
+        for message in warnings:
+            if message not in _warned_environment:
+                _warned_environment.add(message)
+                log.warning("%s", message)
 
-    def _check_together(self) -> None:
-        if self.compression == "zstd":
+    @staticmethod
+    def _resolve(
+        option: Option, given: Mapping[str, Any], env: Mapping[str, str], warnings: list[str]
+    ) -> tuple[Any, str]:
+        name, var = option.name, option.env_var
+        text = env_value(option, env)
+        text = text.strip() if text is not None and text.strip() else None
+        if name in given:
+            value = given[name]
+            if name in ("project_name", "version") and isinstance(value, str) and not value.strip():
+                raise ConfigError(_EMPTY_NAME.format(name))
             try:
-                import zstandard  # noqa: F401
-            except ImportError:
-                raise ConfigError(
-                    "compression='zstd' needs the zstandard package: "
-                    "pip install 'automagik-telemetry[zstd]'"
-                ) from None
+                value = option.check(name, value)
+            except ConfigError as exc:
+                raise _with_milliseconds_hint(option, value, exc) from None
+            if text is not None and var is not None:
+                # the environment holds the same value (a config copied by replace(), say):
+                # it stays the source, which matters to consent (opt_in.decide)
+                with contextlib.suppress(ConfigError):
+                    if option.check(var, text) == value:
+                        return value, var
+            return value, "code"
+        if text is not None and var is not None:
+            try:
+                return _from_environment(option, var, text, warnings), var
+            except ConfigError as exc:
+                default = "unset" if option.default is None else repr(option.default)
+                if name in ("project_name", "version"):
+                    default = "found elsewhere"
+                message = str(exc)
+                if message.startswith(f"{var}=") and " is not allowed:" in message:
+                    # name the value as it is written in the environment
+                    rule = message.split(" is not allowed:", 1)[1]
+                    message = f"{var}={text!r} is not allowed:{rule}"
+                warnings.append(f"{message}; the default ({default}) is used instead")
+        if name in ("project_name", "version"):
+            return _identity_fallback(name, env)
+        default = option.default
+        return (option.check(name, default) if default is not None else None), "default"
+
+    def _check_together(self, warnings: list[str]) -> None:
+        """Options that need a package: refused when given in code, the default used (with a
+        warning) when they come from the environment."""
+        needs: list[tuple[str, str, str]] = []  # (option, module, extra)
+        if self.compression == "zstd":
+            needs.append(("compression", "zstandard", "zstd"))
         requires = sink_spec(self.backend).requires
         if requires is not None:
-            module, extra = requires
+            needs.append(("backend", *requires))
+        for name, module, extra in needs:
             try:
                 importlib.import_module(module)
             except ImportError:
-                raise ConfigError(
-                    f"backend={self.backend!r} needs the {module} package: "
+                message = (
+                    f"{name}={getattr(self, name)!r} needs the {module} package: "
                     f"pip install 'automagik-telemetry[{extra}]'"
-                ) from None
+                )
+                source = self.sources.get(name, "code")
+                if source in ("code", "default"):
+                    raise ConfigError(message) from None
+                default = OPTION_BY_NAME[name].default
+                warnings.append(f"{message} (from {source}); the default ({default!r}) is used")
+                setattr(self, name, default)
+                self.sources[name] = "default"
 
     # --- derived values
 
@@ -539,19 +738,55 @@ class TelemetryConfig:
         )
         return f"TelemetryConfig({shown})"
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TelemetryConfig):
-            return NotImplemented
-        return self.as_dict(redact=False) == other.as_dict(redact=False)
 
-    __hash__ = None  # type: ignore[assignment]
+def _with_milliseconds_hint(option: Option, value: Any, exc: ConfigError) -> ConfigError:
+    """A duration in code that reads like milliseconds gets the spelling that says so."""
+    limit = MILLISECONDS_ABOVE.get(option.name)
+    if (
+        limit is not None
+        and isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and limit < value <= limit * 1000
+    ):
+        return ConfigError(
+            f"{exc} (for {value:g} milliseconds write {value / 1000:g} or '{value:g}ms')"
+        )
+    return exc
+
+
+def _from_environment(option: Option, var: str, text: str, warnings: list[str]) -> Any:
+    """The value of ``var``; a bare number above a seconds option's maximum is read as
+    milliseconds (``MILLISECONDS_ABOVE``), with a warning saying so."""
+    try:
+        return option.check(var, text)
+    except ConfigError:
+        limit = MILLISECONDS_ABOVE.get(option.name)
+        if limit is None:
+            raise
+        try:
+            number = float(text)
+        except ValueError:
+            raise ConfigError(
+                f"{var}={text!r} is not allowed: expected a number of seconds ('5', '5s') or "
+                "of milliseconds ('5000ms')"
+            ) from None
+        if not limit < number <= limit * 1000:
+            raise
+        seconds = option.check(var, number / 1000.0)
+        warnings.append(
+            f"{var}={text!r} is more than {limit:g} seconds: read as milliseconds "
+            f"({seconds:g} s); write {seconds:g} or '{text}ms' to say which"
+        )
+        return seconds
 
 
 def options_markdown() -> str:
     """The README's configuration table."""
     lines = ["| option | environment variable | default | meaning |", "|---|---|---|---|"]
     for o in OPTIONS:
-        default = "required" if o.name in ("project_name", "version") else repr(o.default)
+        default = {"project_name": "program name", "version": "'unknown'"}.get(
+            o.name, repr(o.default)
+        )
         env = f"`{o.env_var}`" if o.env_var else "—"
         lines.append(f"| `{o.name}` | {env} | `{default}` | {o.help} |")
     return "\n".join(lines)

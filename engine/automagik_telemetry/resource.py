@@ -12,13 +12,20 @@ from pathlib import Path
 
 from . import __about__
 
-USER_ID_FILE = Path("~/.automagik/user_id")
+
+def user_id_file() -> Path:
+    """``~/.automagik/user_id``, found through ``Path.home()`` each time (a program that
+    changes its home, or a test that patches ``Path.home``, sees the new place)."""
+    return Path.home() / ".automagik" / "user_id"
 
 
 def persistent_user_id() -> str:
     """The anonymous id of this user account, kept in ~/.automagik/user_id (as the original SDK
     does); a fresh one, not saved, when the file cannot be read or written."""
-    path = USER_ID_FILE.expanduser()
+    try:
+        path = user_id_file()
+    except RuntimeError:  # no home directory can be found
+        return str(uuid.uuid4())
     try:
         text = path.read_text(encoding="utf-8").strip()
         if text:

@@ -6,8 +6,16 @@ import asyncio
 import inspect
 from pathlib import Path
 
+import pytest
+
 import automagik_telemetry
-from automagik_telemetry import AutomagikTelemetry, LogSeverity, MetricType, StandardEvents
+from automagik_telemetry import (
+    AutomagikTelemetry,
+    LogSeverity,
+    MetricType,
+    StandardEvents,
+    TelemetryConfig,
+)
 
 
 def test_public_names_and_values() -> None:
@@ -79,3 +87,72 @@ def test_disable_works_called_or_awaited(isolated_environment: Path) -> None:
 
     asyncio.run(main())
     assert not client.is_enabled()
+
+
+# The keys of the original SDK's get_status(); this client's may add more.
+ORIGINAL_STATUS_KEYS = {
+    "enabled", "user_id", "session_id", "project_name", "project_version", "endpoint",
+    "metrics_endpoint", "logs_endpoint", "opt_out_file_exists", "env_var", "verbose",
+    "batch_size", "compression_enabled", "queue_sizes",
+}  # fmt: skip
+
+
+def test_status_has_the_original_keys_and_says_where_the_name_came_from(
+    isolated_environment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "from-otel")
+    monkeypatch.setenv("AUTOMAGIK_TELEMETRY_TIMEOUT", "soon")
+    client = AutomagikTelemetry(config=TelemetryConfig())
+    status = client.get_status()
+    assert set(status) >= ORIGINAL_STATUS_KEYS
+    assert (status["project_name"], status["project_name_source"]) == (
+        "from-otel", "OTEL_SERVICE_NAME")  # fmt: skip
+    assert (status["project_version"], status["project_version_source"]) == ("unknown", "default")
+    (warning,) = status["config_warnings"]
+    assert warning.startswith("AUTOMAGIK_TELEMETRY_TIMEOUT='soon' is not allowed")
+    assert client.config.environment_warnings == (warning,)
+    assert status["privacy"] is False
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({}, ("https://telemetry.namastex.ai/v1/traces", "https://telemetry.namastex.ai/v1/metrics",
+              "https://telemetry.namastex.ai/v1/logs")),
+        ({"endpoint": "http://collector:4318"},
+         ("http://collector:4318/v1/traces", "http://collector:4318/v1/metrics",
+          "http://collector:4318/v1/logs")),
+        ({"endpoint": "http://collector:4318/v1/traces",
+          "logs_endpoint": "http://logs:4318/v1/logs"},
+         ("http://collector:4318/v1/traces", "http://collector:4318/v1/metrics",
+          "http://logs:4318/v1/logs")),
+    ],
+)  # fmt: skip
+def test_the_client_has_the_resolved_endpoints(
+    isolated_environment: Path, options: dict[str, str], expected: tuple[str, str, str]
+) -> None:
+    client = AutomagikTelemetry(project_name="a", version="1", enabled=False, **options)
+    assert (client.endpoint, client.metrics_endpoint, client.logs_endpoint) == expected
+    status = client.get_status()
+    assert (status["endpoint"], status["metrics_endpoint"], status["logs_endpoint"]) == expected
+
+
+def test_the_user_id_file_is_found_through_path_home_when_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    (second / ".automagik").mkdir(parents=True)
+    (second / ".automagik" / "user_id").write_text("known-user\n")
+    monkeypatch.setattr(Path, "home", lambda: first)
+    created = AutomagikTelemetry(project_name="a", version="1", enabled=False)
+    assert (first / ".automagik" / "user_id").read_text() == created.user_id
+    monkeypatch.setattr(Path, "home", lambda: second)
+    assert AutomagikTelemetry(project_name="a", version="1", enabled=False).user_id == "known-user"
+
+
+def test_no_argument_keeps_the_original_type_error() -> None:
+    with pytest.raises(TypeError) as info:
+        AutomagikTelemetry()
+    assert "missing 1 required positional argument: 'config'" in str(info.value)
+    keyword = AutomagikTelemetry(project_name="kw", version="2", enabled=False)
+    assert (keyword.config.project_name, keyword.config.version) == ("kw", "2")

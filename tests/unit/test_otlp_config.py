@@ -180,9 +180,15 @@ def test_invalid_otel_endpoint_is_ignored_with_a_warning() -> None:
     assert "ignored" in d.warnings[0]
 
 
-def test_invalid_automagik_endpoint_fails_at_construction() -> None:
-    with pytest.raises(ConfigError, match="AUTOMAGIK_TELEMETRY_ENDPOINT"):
-        resolve({"AUTOMAGIK_TELEMETRY_ENDPOINT": "collector:4318"})
+def test_invalid_automagik_endpoint_in_the_environment_warns_and_the_default_is_used() -> None:
+    env = {"AUTOMAGIK_TELEMETRY_ENDPOINT": "collector:4318"}
+    config = TelemetryConfig("app", "1.0", environ=env)
+    assert config.endpoint is None
+    (warning,) = config.environment_warnings
+    assert warning.startswith("AUTOMAGIK_TELEMETRY_ENDPOINT='collector:4318' is not allowed")
+    assert resolve(env).endpoints == VENDOR
+    with pytest.raises(ConfigError, match="endpoint='collector:4318'"):
+        resolve(endpoint="collector:4318")
 
 
 # --- protocol -------------------------------------------------------------------------------
