@@ -74,7 +74,10 @@ def test_bench_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert set(results["systems"]) == set(systems)
     for name in systems:
         figures = results["systems"][name]["figures"]
-        assert figures["producer_ns_median"] > 0, name
+        # the floor's put costs about what the timer does: on a loaded machine its median, net
+        # of the calibrated timer overhead, can be 0; every real system costs more than that
+        assert figures["producer_ns_median"] > 0 or name == "floor", name
+        assert figures["producer_ns_median"] >= 0, name
         assert figures["producer_ns_p99"] >= figures["producer_ns_median"], name
         assert figures["events_per_s_landed"] > 0, name
         assert figures["peak_rss_bytes"] > 0, name
