@@ -147,3 +147,8 @@ def test_insert_url_carries_constants_as_parameters_not_in_the_statement() -> No
     assert query["query"][0].endswith("FROM input('`span_name` String') FORMAT JSONEachRow")
     assert query["param_p0"] == ["h'); DROP TABLE x; --\\n"]
     assert query["insert_deduplication_token"] == ["t"]
+
+
+def test_an_answer_not_understood_leaves_every_table_unknown() -> None:
+    text = b'{"table":"m","name":"a","type":"String","default_kind":""}\nCode: 60. oops\n'
+    assert parse_columns(text) == {}

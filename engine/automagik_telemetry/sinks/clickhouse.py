@@ -312,6 +312,8 @@ class ClickHouseSink:
                 message=f"ClickHouse at {self.endpoint} did not answer the codec probes; retrying",
             )  # fmt: skip
         codecs = tuple(c for c, ok in answers.items() if ok)
+        # an account that may insert but not read these system tables still gets its rows
+        # in, the old way (every field sent, the server skips what it lacks)
         try:
             has_input = self._ask(
                 "SELECT count() FROM system.table_functions WHERE name = 'input'"
@@ -319,7 +321,9 @@ class ClickHouseSink:
             tables = [*self.tables.values()]
             columns = parse_columns(self._ask(columns_query(self.database, tables)))
         except _NoAnswer as exc:
-            return exc.outcome
+            if exc.outcome.retryable:
+                return exc.outcome
+            has_input, columns = False, {}
         self.facts = ServerFacts(version, settings, codecs or ("gzip",), True, has_input, columns)
         self._codec = codec(self._pick_codec())
         self._plans = {

@@ -107,9 +107,15 @@ def parse_columns(text: bytes) -> dict[str, dict[str, Column]]:
     an ``Enum8('GAUGE' = 1)``), by table, in the table's order."""
     tables: dict[str, dict[str, Column]] = {}
     for line in text.splitlines():
-        if line.strip():
+        if not line.strip():
+            continue
+        try:
             c = _COLUMN_LINES.decode(line)
-            tables.setdefault(c.table, {})[c.name] = Column(c.name, c.type, c.default_kind)
+        except msgspec.DecodeError:
+            # an answer not understood: no table's columns are known (rows go whole, as
+            # before), rather than a field cut from rows because its line was not read
+            return {}
+        tables.setdefault(c.table, {})[c.name] = Column(c.name, c.type, c.default_kind)
     return tables
 
 
