@@ -15,6 +15,7 @@ from automagik_telemetry.sinks.clickhouse import insert_url
 from automagik_telemetry.sinks.insert_plan import (
     Column,
     drop_fields,
+    drop_last_object,
     identifier,
     param_value,
     parse_columns,
@@ -152,3 +153,24 @@ def test_insert_url_carries_constants_as_parameters_not_in_the_statement() -> No
 def test_an_answer_not_understood_leaves_every_table_unknown() -> None:
     text = b'{"table":"m","name":"a","type":"String","default_kind":""}\nCode: 60. oops\n'
     assert parse_columns(text) == {}
+
+
+def test_the_last_attributes_object_is_cut_as_drop_fields_would() -> None:
+    rows = ClickHouseRows()
+    body = b"".join(
+        bytes(row)
+        for row in (
+            rows.span(1, 'x,"attributes":{"a":1}}', {"k": "}}", "attributes": {"v": "}"}}, None),
+            rows.span(2, "plain", None, "err }\n{"),
+            rows.span(3, "n", {"nested": {"deep": [1, {"x": "}"}]}}, None),
+        )
+    ) + bytes(rows.metric(4, "m", 1.0, MetricType.GAUGE, None))  # no attributes at all
+    body += bytes(rows.metric(5, "m", 2.0, MetricType.GAUGE, {"a": "b"}))
+    expected = drop_fields(body, frozenset({"attributes"}))
+    assert drop_last_object(body, "attributes") == expected
+    assert b'"attributes"' not in expected.replace(b'\\"attributes\\"', b"")
+    table = columns("timestamp_ns", "span_name", "status_code", "status_message")
+    plan = plan_insert(KIND_TRACE, "db.t", SUFFIXES[KIND_TRACE], table, constants=True)
+    assert plan.last_object == "attributes"
+    log_plan = plan_insert(KIND_LOG, "db.l", SUFFIXES[KIND_LOG], columns("body"), constants=True)
+    assert log_plan.last_object == ""  # logs' attributes are not last: the general cut

@@ -26,6 +26,7 @@ columns than ``schema.sql`` still gets its rows.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -145,6 +146,32 @@ def drop_fields(body: bytes, names: frozenset[str]) -> bytes:
     return _ROWS_ENCODER.encode_lines(rows)
 
 
+def drop_last_object(body: bytes, name: str) -> bytes:
+    """Rows without the field ``name`` when it is an object that is the *last* field of every
+    row holding it (``attributes`` of traces and metrics): one regular-expression pass, at C
+    speed (~10x faster than ``drop_fields``). Sound because of what JSON allows: the key with
+    its quotes cannot occur inside a string (quotes there are escaped) and, before it, a row
+    holds no object (the encoders put scalars first), so its first occurrence in a row is the
+    field; a row ends with ``}\n`` and holds no raw newline, so the field's value ends at the
+    row's last ``}`` but one (a greedy match within the line, two characters of backtracking)."""
+    return _last_object_pattern(name).sub(b"", body)
+
+
+def _last_object_pattern(name: str) -> re.Pattern[bytes]:
+    pattern = _PATTERNS.get(name)
+    if pattern is None:
+        key = re.escape(msgspec.json.encode(name))
+        pattern = _PATTERNS[name] = re.compile(b"," + key + rb":\{[^\n]*\}(?=\}\n)")
+    return pattern
+
+
+_PATTERNS: dict[str, re.Pattern[bytes]] = {}
+#: per ring kind: the field that may be cut with ``drop_last_object`` (an object, last)
+_LAST_OBJECT: Final = tuple(
+    fields[-1] if fields[-1] == "attributes" else "" for fields in OWN_FIELDS
+)
+
+
 @dataclass(frozen=True)
 class InsertPlan:
     """One table's insert: the statement (without settings and FORMAT), its parameters, and
@@ -161,6 +188,7 @@ class InsertPlan:
     suffix: bytes  # (completed-rows path) what completes every row
     dropped: frozenset[str]  # own fields the table lacks: cut from every row
     columns_known: bool
+    last_object: str = ""  # the one dropped field, when ``drop_last_object`` can cut it
 
     @property
     def constants(self) -> bool:
@@ -168,7 +196,9 @@ class InsertPlan:
 
     def rows(self, body: bytes) -> bytes:
         """The batch's rows as this plan sends them."""
-        if self.dropped:
+        if self.last_object:
+            body = drop_last_object(body, self.last_object)
+        elif self.dropped:
             body = drop_fields(body, self.dropped)
         if not self.constants:
             body = complete_rows(body, self.suffix)
@@ -195,10 +225,11 @@ def plan_insert(
         return InsertPlan(table, "", "", "", {}, suffix, frozenset(), False)
     insertable = {n: c for n, c in columns.items() if c.default_kind not in _NOT_INSERTABLE}
     dropped = frozenset(f for f in own if f not in insertable)
+    last = _LAST_OBJECT[kind] if dropped == {_LAST_OBJECT[kind]} else ""
     kept_shared = {k: v for k, v in shared.items() if k in insertable}
     if not constants:
         kept_suffix = row_suffix(kept_shared) if kept_shared else ROW_END
-        return InsertPlan(table, "", "", "", {}, kept_suffix, dropped, True)
+        return InsertPlan(table, "", "", "", {}, kept_suffix, dropped, True, last)
     own_kept = [f for f in own if f in insertable]
     omitted = _OMITTED_TEXT[kind]
     structure = ", ".join(
@@ -215,4 +246,4 @@ def plan_insert(
         selected.append(f"CAST({{p{i}:String}} AS {insertable[name].type})")
     into = f"INSERT INTO {table} ({', '.join(identifier(t) for t in targets)})"
     select = f"SELECT {', '.join(selected)} FROM "
-    return InsertPlan(table, into, select, structure, params, ROW_END, dropped, True)
+    return InsertPlan(table, into, select, structure, params, ROW_END, dropped, True, last)
