@@ -109,6 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="ship a batch job's telemetry into the embedded engine")
     demo.add_argument("--events", type=int, default=1_000_000)
     demo.add_argument("--path", default=os.environ.get("AUTOMAGIK_TELEMETRY_EMBEDDED_PATH"))
+    demo.add_argument("--ring-size", type=int, default=0, help="ring bytes (default 64 MiB)")
     demo.add_argument(
         "--no-peer", action="store_true", help="skip the hand-written chdb insert of the same rows"
     )
