@@ -233,3 +233,29 @@ def test_a_spool_file_of_the_current_format_replays_through_the_new_path(tmp_pat
         sink.close()
     assert len(rows) == 20
     assert all({k: v for k, v in row.items() if k != "body"} == STORED for row in rows)
+
+
+def test_18_16_a_column_added_later_is_filled_once_relearnt(ch_db: ClickHouseDatabase) -> None:
+    ch_db.query(f"DROP TABLE {ch_db.name}.traces")
+    ch_db.query(
+        f"CREATE TABLE {ch_db.name}.traces (timestamp_ns UInt64, span_name String) "
+        "ENGINE = MergeTree ORDER BY timestamp_ns"
+    )
+    sink = http_sink(ch_db)
+    try:
+        assert sink.discover().ok
+        assert sink.send(sink.prepare(KIND_TRACE, batches()[KIND_TRACE], "a")).ok
+        ch_db.query(f"ALTER TABLE {ch_db.name}.traces ADD COLUMN hostname String")
+        assert sink.discover().ok
+        assert "hostname" not in sink.facts.columns["traces"]  # learnt a moment ago: kept
+        sink.facts.learned_at -= 3600  # the relearning period has passed
+        assert sink.discover().ok
+        assert "hostname" in sink.facts.columns["traces"]
+        assert sink.send(sink.prepare(KIND_TRACE, batches()[KIND_TRACE], "b")).ok
+    finally:
+        sink.close()
+    hosts = ch_db.query(
+        f"SELECT hostname, count() FROM {ch_db.name}.traces GROUP BY hostname "
+        "ORDER BY hostname FORMAT JSONCompact"
+    )
+    assert json.loads(hosts)["data"] == [["", "50"], [HOSTILE["hostname"], "50"]]

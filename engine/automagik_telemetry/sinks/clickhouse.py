@@ -19,6 +19,7 @@ Facts about servers this relies on (measured against 18.16 and current releases)
 
 from __future__ import annotations
 
+import time
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -79,6 +80,9 @@ REFUSED_CONTENT_CODES: Final = frozenset(
 )
 
 CODEC_PREFERENCE: Final = ("lz4", "zstd", "gzip")
+# What the server accepts, and the tables' columns, are learnt again this often (seconds): a
+# column added to a table (ALTER TABLE ... ADD COLUMN) is then filled without a restart.
+RELEARN_AFTER: Final = 300.0
 
 
 def insert_url(
@@ -241,6 +245,7 @@ class ServerFacts:
     codecs: tuple[str, ...] = ("gzip",)
     known: bool = False
     has_input: bool = False  # the input() table function (19.15+)
+    learned_at: float = 0.0  # monotonic time of the discovery
     #: the tables' columns, by table name (a table missing here: not known, rows go whole)
     columns: Mapping[str, Mapping[str, Column]] = field(default_factory=dict)
 
@@ -283,8 +288,16 @@ class ClickHouseSink:
 
     def discover(self) -> Outcome:
         """Learn the server's version, settings and codecs (once; again after a failure)."""
-        if self.facts.known:
+        facts = self.facts
+        if facts.known:
+            if time.monotonic() - facts.learned_at < RELEARN_AFTER:
+                return Outcome.delivered()
+            if not self._learn().ok:  # what was learnt still holds: learn again later
+                facts.learned_at = time.monotonic()
             return Outcome.delivered()
+        return self._learn()
+
+    def _learn(self) -> Outcome:
         names = ", ".join(f"'{s}'" for s in (*INSERT_SETTINGS, DEDUP_SETTING))
         sql = (
             "SELECT version(), name FROM system.settings "
@@ -324,7 +337,9 @@ class ClickHouseSink:
             if exc.outcome.retryable:
                 return exc.outcome
             has_input, columns = False, {}
-        self.facts = ServerFacts(version, settings, codecs or ("gzip",), True, has_input, columns)
+        self.facts = ServerFacts(
+            version, settings, codecs or ("gzip",), True, has_input, time.monotonic(), columns
+        )
         self._codec = codec(self._pick_codec())
         self._plans = {
             kind: plan_insert(
