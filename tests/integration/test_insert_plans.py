@@ -259,3 +259,18 @@ def test_18_16_a_column_added_later_is_filled_once_relearnt(ch_db: ClickHouseDat
         "ORDER BY hostname FORMAT JSONCompact"
     )
     assert json.loads(hosts)["data"] == [["", "50"], [HOSTILE["hostname"], "50"]]
+
+
+def test_embedded_batch_goes_the_old_way_when_its_file_cannot_be_written(tmp_path: Path) -> None:
+    sink = embedded_sink(tmp_path / "db")
+    try:
+        assert sink.discover().ok
+        prepared = sink.prepare(KIND_TRACE, batches()[KIND_TRACE], "tok")
+        assert prepared.url  # the constants path was planned
+        sink._scratch = str(tmp_path / "gone")  # the directory vanished: the write fails
+        assert sink.send(prepared).ok
+        assert sink.send(prepared).ok  # sent again: the same token, stored once
+        rows = read(sink._session, f"SELECT {', '.join(STORED)} FROM telemetry.traces")
+    finally:
+        sink.close()
+    assert len(rows) == 50 and all(row == STORED for row in rows)
