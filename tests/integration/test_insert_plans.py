@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from pathlib import Path
 
@@ -267,7 +268,7 @@ def test_embedded_batch_goes_the_old_way_when_its_file_cannot_be_written(tmp_pat
         assert sink.discover().ok
         prepared = sink.prepare(KIND_TRACE, batches()[KIND_TRACE], "tok")
         assert prepared.url  # the constants path was planned
-        sink._scratch = str(tmp_path / "gone")  # the directory vanished: the write fails
+        os.rmdir(sink._scratch)  # the directory vanished (a cleaner ran): the write fails
         assert sink.send(prepared).ok
         assert sink.send(prepared).ok  # sent again: the same token, stored once
         rows = read(sink._session, f"SELECT {', '.join(STORED)} FROM telemetry.traces")

@@ -145,7 +145,13 @@ class EmbeddedSink:
             old = self._completed(prepared.kind, bytes(prepared.wire), prepared.headers["settings"])
             self._session.query(bytes(old.wire).decode("utf-8"))
             return
-        self._session.query(prepared.url, params=self._plans[prepared.kind].params)
+        try:
+            self._session.query(prepared.url, params=self._plans[prepared.kind].params)
+        finally:
+            # gone at once: a writer that dies leaves no batch in memory behind (/dev/shm
+            # outlives processes), only its empty directory
+            with contextlib.suppress(OSError):
+                os.unlink(self._batch_file())
 
     def close(self) -> None:
         if self._session is not None:
