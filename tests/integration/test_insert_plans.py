@@ -271,7 +271,10 @@ def test_embedded_batch_goes_the_old_way_when_its_file_cannot_be_written(tmp_pat
         os.rmdir(sink._scratch)  # the directory vanished (a cleaner ran): the write fails
         assert sink.send(prepared).ok
         assert sink.send(prepared).ok  # sent again: the same token, stored once
+        again = sink.prepare(KIND_TRACE, batches()[KIND_TRACE], "tok2")
+        assert again.url and sink.send(again).ok  # a new directory: the constants path again
+        assert os.path.isdir(sink._scratch)
         rows = read(sink._session, f"SELECT {', '.join(STORED)} FROM telemetry.traces")
     finally:
         sink.close()
-    assert len(rows) == 50 and all(row == STORED for row in rows)
+    assert len(rows) == 100 and all(row == STORED for row in rows)

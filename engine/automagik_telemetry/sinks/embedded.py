@@ -141,7 +141,8 @@ class EmbeddedSink:
         try:
             with open(self._batch_file(), "wb") as out:
                 out.write(prepared.wire)
-        except OSError:  # no room for the file: this batch goes the old way
+        except OSError:  # no room for the file, or its directory is gone: the old way
+            self._scratch = ""  # the next batch makes a new directory
             old = self._completed(prepared.kind, bytes(prepared.wire), prepared.headers["settings"])
             self._session.query(bytes(old.wire).decode("utf-8"))
             return
