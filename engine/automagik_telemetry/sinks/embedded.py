@@ -98,12 +98,12 @@ class EmbeddedSink:
         settings = self._settings(token)
         if plan.constants and self._batch_file():
             rows = plan.rows(bytes(body))
-            source = f"file({sql_string(self._batch_file())}, JSONEachRow, "
-            source += f"{sql_string(plan.structure)})"
-            # the statement travels in ``url`` (chdb has no URL), the settings in ``headers``
-            # for the old path, should the file not be written
-            statement = plan.statement(source, settings)
-            return Prepared(kind, rows, statement, {"settings": settings}, len(rows))
+            # the statement up to the file's name travels in ``url`` (chdb has no URL), what
+            # follows the name and the settings (for the old path) in ``headers``: the name is
+            # put in when the batch is sent (the directory may have been made again meanwhile)
+            head = plan.statement("file(", settings)
+            tail = f", JSONEachRow, {sql_string(plan.structure)})"
+            return Prepared(kind, rows, head, {"settings": settings, "tail": tail}, len(rows))
         return self._completed(kind, bytes(body), settings)
 
     def _completed(self, kind: int, body: bytes, settings: str) -> Prepared:
@@ -138,21 +138,27 @@ class EmbeddedSink:
         return Outcome.delivered()
 
     def _send_through_file(self, prepared: Prepared) -> None:
+        name = self._batch_file()
         try:
-            with open(self._batch_file(), "wb") as out:
+            if not name:
+                raise OSError("no directory for the batch file")
+            with open(name, "wb") as out:
                 out.write(prepared.wire)
         except OSError:  # no room for the file, or its directory is gone: the old way
+            with contextlib.suppress(OSError):
+                os.rmdir(self._scratch)
             self._scratch = ""  # the next batch makes a new directory
             old = self._completed(prepared.kind, bytes(prepared.wire), prepared.headers["settings"])
             self._session.query(bytes(old.wire).decode("utf-8"))
             return
         try:
-            self._session.query(prepared.url, params=self._plans[prepared.kind].params)
+            statement = prepared.url + sql_string(name) + prepared.headers["tail"]
+            self._session.query(statement, params=self._plans[prepared.kind].params)
         finally:
             # gone at once: a writer that dies leaves no batch in memory behind (/dev/shm
             # outlives processes), only its empty directory
             with contextlib.suppress(OSError):
-                os.unlink(self._batch_file())
+                os.unlink(name)
 
     def close(self) -> None:
         if self._session is not None:
