@@ -7,8 +7,6 @@ import argparse
 import importlib
 import os
 import sys
-import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -23,60 +21,9 @@ if TYPE_CHECKING:
 
 def _demo(args: argparse.Namespace) -> int:
     """Ship events, metrics and logs into the embedded engine, then show what landed."""
-    from chdb import session as chdb_session
+    from .demo import run
 
-    from .client import AutomagikTelemetry
-    from .schema import LogSeverity, MetricType
-
-    path = args.path or tempfile.mkdtemp(prefix="automagik-telemetry-demo-")
-    events, metrics, logs = args.events, args.events // 10, args.events // 10
-    print(f"automagik-telemetry {__version__} demo: {events:,} events, {metrics:,} metrics and "
-          f"{logs:,} logs into the embedded ClickHouse at {path}")  # fmt: skip
-    client = AutomagikTelemetry(
-        project_name="demo-batch-job", version=__version__, backend="embedded", embedded_path=path
-    )
-    track_event, track_metric, track_log = client.track_event, client.track_metric, client.track_log
-    kinds = (MetricType.GAUGE, MetricType.COUNTER, MetricType.HISTOGRAM)
-    severities = (LogSeverity.DEBUG, LogSeverity.INFO, LogSeverity.WARN, LogSeverity.ERROR)
-    started = time.perf_counter()
-    for i in range(events):
-        track_event("record.processed", {"record": i, "stage": "transform", "ok": i % 97 != 0})
-        if i % 10 == 0:
-            j = i // 10
-            track_metric("batch.latency_ms", (i % 1000) / 10, kinds[j % 3], {"worker": j % 4})
-            track_log(f"processed record {i}", severities[j % 4], {"record": i})
-    produced = time.perf_counter() - started
-    delivered = client.flush(timeout=600)
-    landed = time.perf_counter() - started
-    status = client.get_status()
-    client.shutdown()
-    total = events + metrics + logs
-    print(f"tracked {total:,} rows in {produced:.2f} s on the calling thread "
-          f"({produced / total * 1e9:.0f} ns per call)")  # fmt: skip
-    print(f"all delivered: {delivered}; landed in {landed:.2f} s ({total / landed:,.0f} rows/s); "
-          f"dropped: {status['dropped_total']}")  # fmt: skip
-
-    session = chdb_session.Session(path)
-    try:
-        for table in ("traces", "metrics", "logs"):
-            count = session.query(f"SELECT count() FROM telemetry.{table}", "CSV")
-            print(f"  telemetry.{table:<8} {int(count.bytes().decode()):>10,} rows")
-        print("\nfailed records per stage, and log severities (a query on what landed):")
-        result = session.query(
-            "SELECT attributes['stage'] AS stage, countIf(attributes['ok'] = 'false') AS failed, "
-            "count() AS records FROM telemetry.traces GROUP BY stage",
-            "PrettyCompactNoEscapes",
-        )
-        print(result.bytes().decode())
-        result = session.query(
-            "SELECT severity_text, count() AS logs FROM telemetry.logs "
-            "GROUP BY severity_text ORDER BY severity_text",
-            "PrettyCompactNoEscapes",
-        )
-        print(result.bytes().decode())
-    finally:
-        session.close()
-    return 0 if delivered and status["dropped_total"] == 0 else 1
+    return run(args)
 
 
 def _schema(args: argparse.Namespace) -> int:
@@ -325,6 +272,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="ship a batch job's telemetry into the embedded engine")
     demo.add_argument("--events", type=int, default=1_000_000)
     demo.add_argument("--path", default=os.environ.get("AUTOMAGIK_TELEMETRY_EMBEDDED_PATH"))
+    demo.add_argument("--ring-size", type=int, default=0, help="ring bytes (default 64 MiB)")
+    demo.add_argument(
+        "--no-peer", action="store_true", help="skip the hand-written chdb insert of the same rows"
+    )
     demo.set_defaults(run=_demo)
     schema = commands.add_parser(
         "schema", help="print the ClickHouse schema, or --apply it to the configured server"

@@ -4,9 +4,9 @@
 --     nanoseconds,
 --   * ids default to hex of a server-made UUID (span_id reuses part of the trace_id's UUID:
 --     old servers merge the two identical generateUUIDv4() calls of a row),
---   * `attributes` is not stored (the engine's inserts skip it with
---     input_format_skip_unknown_fields), upgrade to the current schema to keep it.
--- Every other column matches clickhouse.sql, so the engine sends the same rows to both.
+--   * `attributes` is not stored (the writer learns the tables' columns and cuts it from the
+--     rows it sends here), upgrade to the current schema to keep it.
+-- Every other column matches clickhouse.sql.
 
 CREATE DATABASE IF NOT EXISTS telemetry;
 

@@ -10,10 +10,16 @@ Facts about servers this relies on (measured against 18.16 and current releases)
   for an unknown setting. So the sink asks ``system.settings`` once which settings exist and
   probes which codecs the server reads, and sends only those.
 * A ClickHouse answer of 200 can still carry an exception: ``X-ClickHouse-Exception-Code``.
+* ``input()`` (19.15 and newer) lets an insert carry the shared columns once, as constants
+  (``insert_plan``); 18.16 lacks it (``system.table_functions`` says so), and gets rows
+  completed with them, as before. Query parameters (``{name:Type}`` with ``param_name``) came
+  in 19.11, before ``input()``: a server with ``input()`` knows them.
+* The tables' columns are learnt once (``system.columns``): no field a table lacks is sent.
 """
 
 from __future__ import annotations
 
+import time
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,7 +30,6 @@ import urllib3
 
 from .._net import is_loopback
 from ..retry import RETRYABLE_STATUS as SHARED_RETRYABLE_STATUS
-from ..rows.clickhouse import complete_rows
 from ..transport import (
     USER_AGENT,
     Codec,
@@ -35,6 +40,7 @@ from ..transport import (
     connection_failure,
     parse_retry_after,
 )
+from .insert_plan import Column, InsertPlan, columns_query, parse_columns, plan_insert, sql_string
 
 # ClickHouse answers 500 for errors that pass (a merge, a replica): worth another attempt.
 RETRYABLE_STATUS: Final = SHARED_RETRYABLE_STATUS | {500}
@@ -56,6 +62,9 @@ DEDUP_SETTING: Final = "insert_deduplication_token"
 # unknown user, wrong password, ..., readonly user (164), access denied (497)
 AUTH_CODES: Final = frozenset({164, 192, 193, 194, 195, 497, 516})
 UNKNOWN_TABLE_CODES: Final = frozenset({60, 81})  # unknown table, unknown database
+# the table's columns are not those learnt (altered since): learn them again and retry
+# 16 no such column in table, 47 unknown identifier
+CHANGED_COLUMNS_CODES: Final = frozenset({16, 47})
 RETRYABLE_CODES: Final = frozenset({159, 202, 203, 209, 210, 252, 394, 241})
 # 159 timeout, 202 too many simultaneous queries, 209/210 socket, 252 too many parts,
 # 394 query cancelled, 241 memory limit
@@ -71,10 +80,25 @@ REFUSED_CONTENT_CODES: Final = frozenset(
 )
 
 CODEC_PREFERENCE: Final = ("lz4", "zstd", "gzip")
+# What the server accepts, and the tables' columns, are learnt again this often (seconds): a
+# column added to a table (ALTER TABLE ... ADD COLUMN) is then filled without a restart.
+RELEARN_AFTER: Final = 300.0
 
 
-def insert_url(endpoint: str, table: str, settings: Mapping[str, str]) -> str:
-    params = {"query": f"INSERT INTO {table} FORMAT JSONEachRow", **settings}
+def insert_url(
+    endpoint: str,
+    table: str,
+    settings: Mapping[str, str],
+    plan: InsertPlan | None = None,
+) -> str:
+    """The URL of one insert: its statement, its settings and (constants path) the values of
+    the statement's parameters, each ``param_<name>``."""
+    if plan is None or not plan.constants:
+        query = f"INSERT INTO {table} FORMAT JSONEachRow"
+        return f"{endpoint}/?{urllib.parse.urlencode({'query': query, **settings})}"
+    query = plan.statement(f"input({sql_string(plan.structure)}) FORMAT JSONEachRow")
+    params = {"query": query, **settings}
+    params.update({f"param_{name}": value for name, value in plan.params.items()})
     return f"{endpoint}/?{urllib.parse.urlencode(params)}"
 
 
@@ -152,6 +176,17 @@ def classify(
             ),
         )
     name = target.qualified if target else "the table"
+    if code in CHANGED_COLUMNS_CODES and target is not None:
+        return Outcome(
+            ok=False,
+            retryable=True,
+            status=status,
+            key=f"columns:{name}",
+            message=(
+                f"{where} has other columns in {name} than it had: {message}; learning them "
+                "again and retrying (the rows are kept)"
+            ),
+        )
     if code in REFUSED_CONTENT_CODES or status == 413:
         return Outcome(
             ok=False,
@@ -197,12 +232,22 @@ def connection_outcome(exc: Exception, endpoint: str) -> Outcome:
     )
 
 
+class _NoAnswer(Exception):
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.message)
+        self.outcome = outcome
+
+
 @dataclass
 class ServerFacts:
     version: str = ""
     settings: frozenset[str] = frozenset()
     codecs: tuple[str, ...] = ("gzip",)
     known: bool = False
+    has_input: bool = False  # the input() table function (19.15+)
+    learned_at: float = 0.0  # monotonic time of the discovery
+    #: the tables' columns, by table name (a table missing here: not known, rows go whole)
+    columns: Mapping[str, Mapping[str, Column]] = field(default_factory=dict)
 
     @property
     def major(self) -> tuple[int, int]:
@@ -227,7 +272,10 @@ class ClickHouseSink:
     compression_threshold: int = 1024
     row_suffixes: tuple[bytes, bytes, bytes] = (b"}\n", b"}\n", b"}\n")
     facts: ServerFacts = field(default_factory=ServerFacts)
+    #: False: never the constants path (the bench's comparison of the two)
+    constants: bool = True
     _codec: Codec | None = None
+    _plans: dict[int, InsertPlan] = field(default_factory=dict)
 
     name = "clickhouse"
 
@@ -240,8 +288,16 @@ class ClickHouseSink:
 
     def discover(self) -> Outcome:
         """Learn the server's version, settings and codecs (once; again after a failure)."""
-        if self.facts.known:
+        facts = self.facts
+        if facts.known:
+            if time.monotonic() - facts.learned_at < RELEARN_AFTER:
+                return Outcome.delivered()
+            if not self._learn().ok:  # what was learnt still holds: learn again later
+                facts.learned_at = time.monotonic()
             return Outcome.delivered()
+        return self._learn()
+
+    def _learn(self) -> Outcome:
         names = ", ".join(f"'{s}'" for s in (*INSERT_SETTINGS, DEDUP_SETTING))
         sql = (
             "SELECT version(), name FROM system.settings "
@@ -269,9 +325,44 @@ class ClickHouseSink:
                 message=f"ClickHouse at {self.endpoint} did not answer the codec probes; retrying",
             )  # fmt: skip
         codecs = tuple(c for c, ok in answers.items() if ok)
-        self.facts = ServerFacts(version, settings, codecs or ("gzip",), True)
+        # an account that may insert but not read these system tables still gets its rows
+        # in, the old way (every field sent, the server skips what it lacks)
+        try:
+            has_input = self._ask(
+                "SELECT count() FROM system.table_functions WHERE name = 'input'"
+            ).strip() not in (b"", b"0")
+            tables = [*self.tables.values()]
+            columns = parse_columns(self._ask(columns_query(self.database, tables)))
+        except _NoAnswer as exc:
+            if exc.outcome.retryable:
+                return exc.outcome
+            has_input, columns = False, {}
+        self.facts = ServerFacts(
+            version, settings, codecs or ("gzip",), True, has_input, time.monotonic(), columns
+        )
         self._codec = codec(self._pick_codec())
+        self._plans = {
+            kind: plan_insert(
+                kind,
+                self.target(kind).qualified,
+                self.row_suffixes[kind],
+                columns.get(table),
+                constants=has_input and self.constants,
+            )
+            for kind, table in self.tables.items()
+        }
         return Outcome.delivered()
+
+    def _ask(self, sql: str) -> bytes:
+        """The answer to a discovery query, or ``_NoAnswer`` with why not."""
+        try:
+            response = self.query(sql)
+        except urllib3.exceptions.HTTPError as exc:
+            raise _NoAnswer(connection_outcome(exc, self.endpoint)) from exc
+        outcome = classify(response, endpoint=self.endpoint, username=self.username, target=None)
+        if not outcome.ok:
+            raise _NoAnswer(outcome)
+        return response.data
 
     def _accepts(self, name: str) -> bool | None:
         """Whether the server reads request bodies in this codec; None when it gave no real
@@ -328,7 +419,8 @@ class ClickHouseSink:
     def prepare(self, kind: int, body: bytes | bytearray, token: str | None) -> Prepared:
         """URL, wire body and headers of one insert; the body is compressed here, once."""
         assert self._codec is not None, "discover() first"
-        body = complete_rows(bytes(body), self.row_suffixes[kind])
+        plan = self._plans[kind]
+        body = plan.rows(bytes(body))
         headers = auth_headers(self.username, self.password)
         headers["Content-Type"] = "application/x-ndjson"
         if len(body) >= self.compression_threshold and self._codec.content_encoding:
@@ -336,7 +428,9 @@ class ClickHouseSink:
             headers["Content-Encoding"] = self._codec.content_encoding
         else:
             wire = body  # sent as it is: no copy
-        url = insert_url(self.endpoint, self.target(kind).qualified, self.insert_settings(token))
+        url = insert_url(
+            self.endpoint, self.target(kind).qualified, self.insert_settings(token), plan
+        )
         return Prepared(kind, wire, url, headers, len(body))
 
     def send(self, prepared: Prepared) -> Outcome:
@@ -344,12 +438,16 @@ class ClickHouseSink:
             response = self.http.post(prepared.url, prepared.wire, prepared.headers)
         except urllib3.exceptions.HTTPError as exc:
             return connection_outcome(exc, self.endpoint)
-        return classify(
+        outcome = classify(
             response,
             endpoint=self.endpoint,
             username=self.username,
             target=self.target(prepared.kind),
         )
+        if outcome.key.startswith("missing:") or outcome.key.startswith("columns:"):
+            # the tables are not what discovery saw: learn them again before the next attempt
+            self.facts = ServerFacts()
+        return outcome
 
     def close(self) -> None:
         self.http.close()

@@ -1,22 +1,48 @@
 """The embedded ClickHouse engine (chdb): the same rows, the same schema, no server.
 
 The writer process owns the chdb session (a chdb data directory is used by one process at a
-time), creates the schema on first use, and inserts each batch with one statement.
+time), creates the schema on first use, learns the tables' columns, and inserts each batch with
+one statement (``insert_plan``): the rows' own fields, with the shared columns as constants.
+
+chdb runs in this process and has no request body: ``input()`` reads nothing when the rows
+follow the statement in the query text (measured: 0 rows stored, no error). So the batch is
+written to a private file in memory (``/dev/shm`` when there is one) and read with
+``file(path, JSONEachRow, structure)``: one ``write`` of the bytes the writer already holds,
+no bytes → str copy of the batch, and the SQL parser never scans the rows. Measured with
+chdb 4.4, 100,000 event rows: 100,000 rows/s for today's full rows in the query text, 386,000
+for own rows in a heredoc literal, 554,000 through the file. When the file cannot be written
+the batch goes the old way (full rows after the statement), so no batch is lost to it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..rows.clickhouse import complete_rows
 from ..transport import Outcome, Prepared
 from .clickhouse import schema_statements
+from .insert_plan import InsertPlan, columns_query, parse_columns, plan_insert, sql_string
+
+#: JSON values the tables keep as text (attributes' numbers, booleans, arrays and objects)
+SETTINGS = (
+    "input_format_skip_unknown_fields = 1, input_format_json_read_numbers_as_strings = 1, "
+    "input_format_json_read_bools_as_strings = 1, input_format_json_read_objects_as_strings = 1, "
+    "input_format_json_read_arrays_as_strings = 1"
+)
 
 
 def _quote(text: str) -> str:
     return text.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def _scratch_dir() -> str:
+    """A private directory for the batch file: in memory when the system has one."""
+    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    return tempfile.mkdtemp(prefix="automagik-telemetry-", dir=base)
 
 
 @dataclass
@@ -26,7 +52,13 @@ class EmbeddedSink:
     tables: Mapping[int, str]  # ring kind -> table name
     table_names: tuple[str, str, str]  # traces, metrics, logs
     row_suffixes: tuple[bytes, bytes, bytes] = (b"}\n", b"}\n", b"}\n")
+    #: False: the rows follow the statement, shared columns in every row (the path before
+    #: ``insert_plan``; kept as the fallback and for the bench's comparison)
+    constants: bool = True
     _session: Any = field(default=None, repr=False)
+    _plans: dict[int, InsertPlan] = field(default_factory=dict, repr=False)
+    _old_plans: dict[int, InsertPlan] = field(default_factory=dict, repr=False)  # completed rows
+    _scratch: str = field(default="", repr=False)
 
     name = "embedded"
 
@@ -39,6 +71,8 @@ class EmbeddedSink:
             self._session = chdb_session.Session(self.path)
             for statement in schema_statements(self.database, *self.table_names):
                 self._session.query(statement)
+            answer = self._session.query(columns_query(self.database, [*self.tables.values()]))
+            columns = parse_columns(answer.bytes())
         except Exception as exc:  # chdb raises its own error types
             self._session = None
             return Outcome(
@@ -47,20 +81,53 @@ class EmbeddedSink:
                 key="embedded-open",
                 message=f"cannot open the embedded ClickHouse at {self.path}: {exc}",
             )
+        for kind, table in self.tables.items():
+            args = (kind, f"{self.database}.{table}", self.row_suffixes[kind], columns.get(table))
+            self._plans[kind] = plan_insert(*args, constants=self.constants)
+            self._old_plans[kind] = plan_insert(*args, constants=False)
         return Outcome.delivered()
 
-    def prepare(self, kind: int, body: bytes | bytearray, token: str | None) -> Prepared:
-        table = f"{self.database}.{self.tables[kind]}"
-        settings = "SETTINGS input_format_skip_unknown_fields = 1"
+    def _settings(self, token: str | None) -> str:
+        settings = f"SETTINGS {SETTINGS}"
         if token:  # a re-sent batch is stored once (the schema keeps a deduplication window)
             settings += f", insert_deduplication_token = '{_quote(token)}'"
-        statement = f"INSERT INTO {table} {settings} FORMAT JSONEachRow\n"
-        rows = complete_rows(bytes(body), self.row_suffixes[kind])
+        return settings
+
+    def prepare(self, kind: int, body: bytes | bytearray, token: str | None) -> Prepared:
+        plan = self._plans[kind]
+        settings = self._settings(token)
+        if plan.constants and self._batch_file():
+            rows = plan.rows(bytes(body))
+            # the statement up to the file's name travels in ``url`` (chdb has no URL), what
+            # follows the name and the settings (for the old path) in ``headers``: the name is
+            # put in when the batch is sent (the directory may have been made again meanwhile)
+            head = plan.statement("file(", settings)
+            tail = f", JSONEachRow, {sql_string(plan.structure)})"
+            return Prepared(kind, rows, head, {"settings": settings, "tail": tail}, len(rows))
+        return self._completed(kind, bytes(body), settings)
+
+    def _completed(self, kind: int, body: bytes, settings: str) -> Prepared:
+        """The rows completed with the shared columns, after the statement (the old path)."""
+        plan = self._old_plans[kind]
+        rows = plan.rows(body)
+        statement = f"INSERT INTO {plan.table} {settings} FORMAT JSONEachRow\n"
         return Prepared(kind, statement.encode() + rows, raw_bytes=len(rows))
+
+    def _batch_file(self) -> str:
+        """The private file batches go through ("" when no directory could be made)."""
+        if not self._scratch:
+            try:
+                self._scratch = _scratch_dir()
+            except OSError:
+                return ""
+        return os.path.join(self._scratch, "batch.jsonl")
 
     def send(self, prepared: Prepared) -> Outcome:
         try:
-            self._session.query(prepared.wire.decode("utf-8"))
+            if prepared.url:
+                self._send_through_file(prepared)
+            else:
+                self._session.query(bytes(prepared.wire).decode("utf-8"))
         except Exception as exc:
             return Outcome(
                 ok=False,
@@ -70,7 +137,36 @@ class EmbeddedSink:
             )
         return Outcome.delivered()
 
+    def _send_through_file(self, prepared: Prepared) -> None:
+        name = self._batch_file()
+        try:
+            if not name:
+                raise OSError("no directory for the batch file")
+            with open(name, "wb") as out:
+                out.write(prepared.wire)
+        except OSError:  # no room for the file, or its directory is gone: the old way
+            with contextlib.suppress(OSError):
+                os.rmdir(self._scratch)
+            self._scratch = ""  # the next batch makes a new directory
+            old = self._completed(prepared.kind, bytes(prepared.wire), prepared.headers["settings"])
+            self._session.query(bytes(old.wire).decode("utf-8"))
+            return
+        try:
+            statement = prepared.url + sql_string(name) + prepared.headers["tail"]
+            self._session.query(statement, params=self._plans[prepared.kind].params)
+        finally:
+            # gone at once: a writer that dies leaves no batch in memory behind (/dev/shm
+            # outlives processes), only its empty directory
+            with contextlib.suppress(OSError):
+                os.unlink(name)
+
     def close(self) -> None:
         if self._session is not None:
             self._session.close()
             self._session = None
+        if self._scratch:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(self._scratch, "batch.jsonl"))
+            with contextlib.suppress(OSError):
+                os.rmdir(self._scratch)
+            self._scratch = ""
