@@ -114,6 +114,9 @@ class Outcome:
     # not ok: no answer came within the timeout; the request may still have landed, so sending
     # the batch again may store it twice where the destination cannot deduplicate
     timed_out: bool = False
+    # not ok: the sink has changed how it builds this batch's request (it learnt the tables
+    # again, or left a way of inserting the server refused); prepare the batch again and retry
+    replan: bool = False
 
     @classmethod
     def delivered(cls, status: int = 200) -> Outcome:

@@ -278,3 +278,94 @@ def test_embedded_batch_goes_the_old_way_when_its_file_cannot_be_written(tmp_pat
     finally:
         sink.close()
     assert len(rows) == 100 and all(row == STORED for row in rows)
+
+
+def test_a_server_that_refuses_the_constants_path_gets_completed_rows(
+    ch_db: ClickHouseDatabase,
+) -> None:
+    """A server said to have ``input()`` that refuses the statement (here 18.16, made to look
+    newer): the sink leaves the constants path for good, the batch is prepared again with every
+    column, and it lands whole with the hostile values exact. Nothing is set aside."""
+    sink = http_sink(ch_db)
+    try:
+        assert sink.discover().ok
+        sink.facts.has_input = True  # what a newer server would have said
+        sink._plan_inserts()
+        body = batches()[KIND_TRACE]
+        prepared = sink.prepare(KIND_TRACE, body, "fallback-1")
+        assert "param_p0=" in prepared.url and b"service_name" not in prepared.wire
+        outcome = sink.send(prepared)
+        assert not outcome.ok and outcome.retryable and outcome.replan
+        assert not outcome.refused_content
+        assert "refused an insert through input()" in outcome.message
+        assert "Unknown setting param_p0" in outcome.message  # 18.16's own words
+        assert not sink.constants
+        again = sink.prepare(KIND_TRACE, body, "fallback-1")
+        assert "param_p0=" not in again.url
+        assert sink.send(again).ok
+        assert sink.send(sink.prepare(KIND_LOG, batches()[KIND_LOG], "fallback-2")).ok
+    finally:
+        sink.close()
+    columns = ", ".join(STORED)
+    text = ch_db.query(f"SELECT {columns} FROM {ch_db.name}.traces FORMAT JSONEachRow")
+    rows = [json.loads(line) for line in text.splitlines()]
+    assert len(rows) == 50 and all(row == STORED for row in rows)
+    assert ch_db.count("logs") == 20
+
+
+def test_the_http_statement_and_parameters_store_exactly_on_a_current_clickhouse(
+    tmp_path: Path,
+) -> None:
+    """The statement and the ``param_pN`` values the HTTP sink puts in its URL, decoded as the
+    server decodes a URL, run on chdb (ClickHouse 26.x: the server code behind the HTTP
+    interface, which has no server here): the rows land with the hostile values exact. Only
+    the data source differs: ``input()`` reads the request body, here the same bytes are read
+    from a file."""
+    import re
+    import urllib.parse
+
+    from automagik_telemetry.sinks import insert_plan
+    from automagik_telemetry.sinks.clickhouse import ServerFacts
+    from automagik_telemetry.transport import codec
+
+    embedded = embedded_sink(tmp_path / "db")  # makes the schema.sql tables in chdb
+    try:
+        assert embedded.discover().ok
+        session = embedded._session
+        columns = insert_plan.parse_columns(
+            session.query(insert_plan.columns_query("telemetry", TABLES), "TabSeparated").bytes()
+        )
+        sink = ClickHouseSink(
+            endpoint="http://127.0.0.1:1",
+            database="telemetry",
+            tables=dict(zip(KINDS, TABLES, strict=True)),
+            username="default",
+            password="",
+            http=HttpClient(1.0, pool_size=1),
+            row_suffixes=clickhouse_row_suffixes(RESOURCE),
+        )
+        sink.facts = ServerFacts(
+            "26.9", frozenset(), ("gzip",), True, True, time.monotonic(), columns
+        )
+        sink._codec = codec("none")
+        sink._plan_inserts()
+        for kind, body in batches().items():
+            prepared = sink.prepare(kind, body, f"http-{kind}")
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(prepared.url).query)
+            statement = query["query"][0]
+            params = {k[len("param_") :]: v[0] for k, v in query.items() if k.startswith("param_")}
+            assert params and set(params) == set(sink._plans[kind].params)
+            data = tmp_path / f"body-{kind}.ndjson"
+            data.write_bytes(bytes(prepared.wire))
+            source = re.search(r"input\(('(?:[^'\\]|\\.)*')\) FORMAT JSONEachRow$", statement)
+            assert source is not None, statement
+            statement = (
+                statement[: source.start()] + f"file('{data}', 'JSONEachRow', {source.group(1)})"
+            )
+            session.query(statement, "CSV", params=params)
+        for kind, table in enumerate(TABLES):
+            rows = read(session, f"SELECT {', '.join(STORED)} FROM telemetry.{table}")
+            assert len(rows) == (50, 30, 20)[kind]
+            assert all(row == STORED for row in rows), rows[0]
+    finally:
+        embedded.close()

@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Final
 
@@ -341,17 +341,43 @@ class ClickHouseSink:
             version, settings, codecs or ("gzip",), True, has_input, time.monotonic(), columns
         )
         self._codec = codec(self._pick_codec())
+        self._plan_inserts()
+        return Outcome.delivered()
+
+    def _plan_inserts(self) -> None:
+        facts = self.facts
         self._plans = {
             kind: plan_insert(
                 kind,
                 self.target(kind).qualified,
                 self.row_suffixes[kind],
-                columns.get(table),
-                constants=has_input and self.constants,
+                facts.columns.get(table),
+                constants=facts.has_input and self.constants,
             )
             for kind, table in self.tables.items()
         }
-        return Outcome.delivered()
+
+    def _leave_constants(self, outcome: Outcome, said: str) -> Outcome:
+        """The server refused an insert through ``input()`` for a reason other than access, a
+        missing table, a request too large or passing trouble: from now on this sink sends
+        completed rows (the way every server takes), and the batch is prepared again that way.
+        A refusal of the rows themselves is then met again, and set aside, on that way."""
+        self.constants = False
+        self._plan_inserts()
+        return Outcome(
+            ok=False,
+            retryable=True,
+            replan=True,
+            status=outcome.status,
+            key="constants-refused",
+            message=(
+                f"ClickHouse at {self.endpoint} refused an insert through input() with its "
+                f"shared columns as query parameters (HTTP {outcome.status}): {said}. "
+                "From now on rows are sent with every column (the way every server takes); the "
+                "batch is sent again that way, nothing is lost. Please report this server's "
+                f"version ({self.facts.version or 'unknown'}) to automagik-telemetry"
+            ),
+        )
 
     def _ask(self, sql: str) -> bytes:
         """The answer to a discovery query, or ``_NoAnswer`` with why not."""
@@ -447,6 +473,15 @@ class ClickHouseSink:
         if outcome.key.startswith("missing:") or outcome.key.startswith("columns:"):
             # the tables are not what discovery saw: learn them again before the next attempt
             self.facts = ServerFacts()
+            return replace(outcome, replan=True)
+        if (
+            not outcome.ok
+            and not outcome.retryable
+            and not outcome.too_large
+            and outcome.key != "auth"
+            and self._plans[prepared.kind].constants  # so was this request (never turns back)
+        ):
+            return self._leave_constants(outcome, server_message(response.data))
         return outcome
 
     def close(self) -> None:

@@ -137,6 +137,8 @@ class Delivery:
             if outcome.refused_content or outcome.too_large:
                 self.put_aside(batch, outcome)
                 return True  # done with: the ring and the spool may let it go
+            if outcome.replan:
+                prepared = None  # built again from what the sink now knows
             self._on_failure(outcome)
             retry += 1
             wait = (
