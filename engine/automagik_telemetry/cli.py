@@ -151,9 +151,13 @@ def _spool(args: argparse.Namespace) -> int:
                       f"{age}{claimed}")  # fmt: skip
         return 0
     if args.spool_command == "replay":
-        if args.opt_project_name is None or args.opt_version is None:
-            print("spool replay: spool files hold the rows without the columns a client adds to "
-                  "each (service, project, version, host): say whose rows they are with "
+        spooled = spool_admin.inventory(directory)
+        part = spooled.rejected if args.rejected else spooled.waiting
+        unnamed = args.opt_project_name is None or args.opt_version is None
+        if part.without_origin and unnamed:
+            print(f"spool replay: {part.without_origin} of the {part.batches} batches were "
+                  "written before spool files kept the columns a client adds to each row "
+                  "(service, project, version, host, session): say whose rows they are with "
                   "--project-name APP --project-version VERSION", file=sys.stderr)  # fmt: skip
             return 2
         result = spool_admin.replay(config, rejected=args.rejected, directory=directory)

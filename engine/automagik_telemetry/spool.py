@@ -13,7 +13,8 @@ is there). One file per batch, named ``<time_ns>-<pid>-<kind>.batch`` (names sor
 written to a temporary name, fsynced, then renamed: a crash leaves either the whole file or none.
 A writer claims a file before sending it by renaming it to ``….claimed-<pid>``, so two writers
 never send the same batch; a claim whose process is gone is released at start-up. A file holds a
-JSON header line (kind, rows, token, content encoding, body length and CRC-32) and the body. A
+JSON header line (kind, rows, token, content encoding, body length, CRC-32 and the batch's
+origin: the shared columns of the process that tracked it) and the body. A
 file that does not parse or whose CRC does not match is moved to ``corrupt/`` with one log line;
 it never stops the writer.
 
@@ -59,6 +60,10 @@ class SpoolHeader(msgspec.Struct, frozen=True):
     encoding: str  # Content-Encoding of the body, "" when uncompressed
     length: int
     crc32: int
+    #: the batch's origin (``Sink.origin``): the shared columns or resource of the process that
+    #: tracked its rows, so a batch replayed by another process keeps them; "" in files
+    #: written before it was kept (replayed with the replaying writer's own)
+    origin: str = ""
 
 
 class Stored(enum.Enum):
@@ -143,21 +148,23 @@ class Spool:
         self._open()
         return len(self._entries())
 
-    def put(self, kind: int, rows: int, token: str, encoding: str, body: bytes) -> bool:
+    def put(
+        self, kind: int, rows: int, token: str, encoding: str, body: bytes, origin: str = ""
+    ) -> bool:
         """Write a batch durably. False when it was not kept (spool full and drop_newest,
         counted as a drop, or the disk refused it: see ``store``)."""
-        return self.store(kind, rows, token, encoding, body)[0] is Stored.STORED
+        return self.store(kind, rows, token, encoding, body, origin=origin)[0] is Stored.STORED
 
     def put_claimed(
-        self, kind: int, rows: int, token: str, encoding: str, body: bytes
+        self, kind: int, rows: int, token: str, encoding: str, body: bytes, origin: str = ""
     ) -> tuple[Stored, SpooledBatch | None]:
         """Write a batch durably, already claimed by this process: a copy of a batch still in
         flight, replayed by nobody unless released (or its process dies)."""
-        return self.store(kind, rows, token, encoding, body, claimed=True)
+        return self.store(kind, rows, token, encoding, body, claimed=True, origin=origin)
 
     def store(
         self, kind: int, rows: int, token: str, encoding: str, body: bytes, *,
-        claimed: bool = False,
+        claimed: bool = False, origin: str = "",
     ) -> tuple[Stored, SpooledBatch | None]:  # fmt: skip
         """Write a batch durably (temporary file, fsync, rename, fsync of the directory)."""
         try:
@@ -166,7 +173,7 @@ class Spool:
             log.debug("cannot open the spool at %s: %s", self.directory, exc)
             return Stored.FAILED, None
         header = SpoolHeader(FORMAT_VERSION, kind, rows, token, encoding, len(body),
-                             zlib.crc32(body))  # fmt: skip
+                             zlib.crc32(body), origin)  # fmt: skip
         head = msgspec.json.encode(header) + b"\n"
         size = len(head) + len(body)
         if not self._make_room(size):

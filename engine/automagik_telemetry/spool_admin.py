@@ -17,8 +17,10 @@ content again goes (back) to ``rejected/``; any other failure leaves it where it
 the replay, with the destination's message. ``discard`` deletes files of one part.
 
 Spool files hold the rows without the columns every row of a client shares (service, host,
-session...): whoever replays them adds its own. So replay with the ``project_name`` and
-``version`` of the application that spooled them (``spool replay --project-name ...``).
+session...); each file's header keeps them (its *origin*), and a replay puts them back, whoever
+replays it. Files written before origins were kept (earlier versions) get
+the replaying configuration's: ``Part.without_origin`` counts them, and the CLI then asks for
+the ``--project-name`` and ``--project-version`` of the application that spooled them.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class Part:
     bytes: int = 0
     oldest_age_s: float | None = None
     claimed: int = 0  # being sent by a live writer now (waiting part only)
+    without_origin: int = 0  # written before origins were kept: replayed with the replayer's
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,7 @@ def _part(directory: Path, *, headers: bool = True) -> Part:
         entries = [e for e in os.scandir(directory) if e.is_file()]
     except OSError:
         return Part()
-    batches = rows = size = claimed = 0
+    batches = rows = size = claimed = without_origin = 0
     oldest = 0
     for entry in entries:
         name = entry.name
@@ -86,6 +89,7 @@ def _part(directory: Path, *, headers: bool = True) -> Part:
                 with open(entry.path, "rb") as file:
                     header = msgspec.json.decode(file.readline(), type=SpoolHeader)
                 rows += header.rows
+                without_origin += not header.origin
         except (OSError, msgspec.DecodeError, msgspec.ValidationError):
             pass  # read again, properly, when replayed (a bad one goes to corrupt/)
         batches += 1
@@ -94,7 +98,7 @@ def _part(directory: Path, *, headers: bool = True) -> Part:
         if stamp and (not oldest or stamp < oldest):
             oldest = stamp
     age = round(max(0.0, (time.time_ns() - oldest) / 1e9), 1) if oldest else None
-    return Part(batches, rows, size, age, claimed)
+    return Part(batches, rows, size, age, claimed, without_origin)
 
 
 def inventory(directory: str | os.PathLike[str]) -> Inventory:
@@ -217,7 +221,8 @@ def _send(sink: Any, batch: SpooledBatch) -> Any:
     from .transport import BatchTooLarge, Outcome
 
     try:
-        prepared = sink.prepare(batch.header.kind, _body(batch), batch.header.token)
+        header = batch.header
+        prepared = sink.prepare(header.kind, _body(batch), header.token, header.origin)
     except (BatchTooLarge, ValueError) as exc:
         return Outcome(ok=False, refused_content=True, message=f"cannot send the batch: {exc}")
     return sink.send(prepared)

@@ -135,6 +135,7 @@ class Prepared:
     url: str = ""
     headers: Mapping[str, str] = field(default_factory=dict)
     raw_bytes: int = 0  # the framed body before compression (for the compression ratio)
+    params: Mapping[str, str] = field(default_factory=dict)  # the statement's parameters
 
 
 class BatchTooLarge(ValueError):
@@ -144,13 +145,23 @@ class BatchTooLarge(ValueError):
 
 class Sink(Protocol):
     """Where batches go. ``discover`` learns what the destination accepts (again after a
-    failure); ``prepare`` frames and compresses a batch; ``send`` makes one attempt."""
+    failure); ``prepare`` frames and compresses a batch; ``send`` makes one attempt.
+
+    ``origin(kind)`` is what the sink adds to every batch of ring ``kind`` that its rows do not
+    hold (the shared columns, the OTLP resource), as text: the writer keeps it with a batch it
+    writes to disk, and a batch replayed from there is prepared with its own origin (""
+    for the sink's own), so rows keep the service, version, host and session that tracked
+    them whichever process sends them."""
 
     name: str
 
     def discover(self) -> Outcome: ...
 
-    def prepare(self, kind: int, body: bytes | bytearray, token: str | None) -> Prepared: ...
+    def origin(self, kind: int) -> str: ...
+
+    def prepare(
+        self, kind: int, body: bytes | bytearray, token: str | None, origin: str = ""
+    ) -> Prepared: ...
 
     def send(self, prepared: Prepared) -> Outcome: ...
 

@@ -14,6 +14,7 @@ from automagik_telemetry.schema import LogSeverity, MetricType
 from automagik_telemetry.sinks.clickhouse import insert_url
 from automagik_telemetry.sinks.insert_plan import (
     Column,
+    Plans,
     drop_fields,
     drop_last_object,
     identifier,
@@ -174,3 +175,26 @@ def test_the_last_attributes_object_is_cut_as_drop_fields_would() -> None:
     assert plan.last_object == "attributes"
     log_plan = plan_insert(KIND_LOG, "db.l", SUFFIXES[KIND_LOG], columns("body"), constants=True)
     assert log_plan.last_object == ""  # logs' attributes are not last: the general cut
+
+
+@pytest.mark.parametrize("constants", [True, False])
+def test_a_batch_of_another_origin_gets_that_origins_shared_columns(constants: bool) -> None:
+    table = columns("timestamp_ns", "span_name", "service_name", "project_version", "hostname")
+
+    def build(kind: int, suffix: bytes) -> object:
+        return plan_insert(kind, "db.traces", suffix, table, constants=constants)
+
+    plans = Plans(build, SUFFIXES)  # type: ignore[arg-type]
+    other = clickhouse_row_suffixes(dataclasses.replace(RESOURCE, service_version="0.1-old"))
+    own = plans.for_batch(KIND_TRACE, "")
+    assert plans.for_batch(KIND_TRACE, plans.origin(KIND_TRACE)) is own
+    foreign = plans.for_batch(KIND_TRACE, other[KIND_TRACE].decode())
+    assert plans.for_batch(KIND_TRACE, other[KIND_TRACE].decode()) is foreign  # kept
+    body = b'{"timestamp_ns":1,"span_name":"a"}\n'
+    if constants:
+        assert "0.1-old" in foreign.params.values() and "1.2.3" in own.params.values()
+    else:
+        assert b'"project_version":"0.1-old"' in foreign.rows(body)
+        assert b'"project_version":"1.2.3"' in own.rows(body)
+    for damaged in ('{"not":"a suffix"}', ',"broken', ',"a":1}', "\u00ff"):
+        assert plans.for_batch(KIND_TRACE, damaged) is own  # the rows land, with ours

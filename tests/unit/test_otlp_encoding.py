@@ -612,3 +612,32 @@ def test_a_signal_without_destination_is_acknowledged_unsent_and_counted(protoco
     assert prepared.wire == b""
     assert outcome.ok and outcome.rejected == 7
     assert "traces are not sent" in outcome.message and "opt-in" in outcome.message
+
+
+@pytest.mark.parametrize("protocol", ["http/json", "http/protobuf"])
+def test_a_batch_of_another_origin_is_sent_with_its_own_resource(protocol: str) -> None:
+    """A batch replayed from a spool file another process wrote (``Sink.origin`` in its header)
+    goes out with that process's resource; an origin of the other protocol or a damaged one
+    falls back to this sink's own (the rows are sent either way)."""
+    import dataclasses
+
+    from automagik_telemetry.sinks.otlp.sink import origin_of
+
+    protobuf = protocol == "http/protobuf"
+    other = dataclasses.replace(RESOURCE, service_version="0.9-old", session_id="old-session")
+    encoded = protobuf_resource(other) if protobuf else json_resource(other)
+    foreign = origin_of(encoded, protobuf=protobuf)
+    wrong = origin_of(
+        json_resource(other) if protobuf else protobuf_resource(other), protobuf=not protobuf
+    )
+    rows = OtlpProtobufRows() if protobuf else OtlpJsonRows()
+    sink = make_sink(protocol)
+    try:
+        assert sink.origin(TRACES) != foreign
+        for origin, version in ((foreign, "0.9-old"), ("", "2.0"), (wrong, "2.0"),
+                                ("json:{broken", "2.0"), (sink.origin(TRACES), "2.0")):  # fmt: skip
+            prepared = sink.prepare(TRACES, batch(rows, TRACES, 3), None, origin)
+            resource, _, listed = items(TRACES, decode(protocol, TRACES, bytes(prepared.wire)))
+            assert resource_dict(resource)["service.version"] == version and len(listed) == 3
+    finally:
+        sink.close()

@@ -40,7 +40,15 @@ from ..transport import (
     connection_failure,
     parse_retry_after,
 )
-from .insert_plan import Column, InsertPlan, columns_query, parse_columns, plan_insert, sql_string
+from .insert_plan import (
+    Column,
+    InsertPlan,
+    Plans,
+    columns_query,
+    parse_columns,
+    plan_insert,
+    sql_string,
+)
 
 # ClickHouse answers 500 for errors that pass (a merge, a replica): worth another attempt.
 RETRYABLE_STATUS: Final = SHARED_RETRYABLE_STATUS | {500}
@@ -275,7 +283,7 @@ class ClickHouseSink:
     #: False: never the constants path (the bench's comparison of the two)
     constants: bool = True
     _codec: Codec | None = None
-    _plans: dict[int, InsertPlan] = field(default_factory=dict)
+    _plans: Plans | None = None
 
     name = "clickhouse"
 
@@ -346,16 +354,18 @@ class ClickHouseSink:
 
     def _plan_inserts(self) -> None:
         facts = self.facts
-        self._plans = {
-            kind: plan_insert(
-                kind,
-                self.target(kind).qualified,
-                self.row_suffixes[kind],
-                facts.columns.get(table),
-                constants=facts.has_input and self.constants,
-            )
-            for kind, table in self.tables.items()
-        }
+        constants = facts.has_input and self.constants
+
+        def build(kind: int, suffix: bytes) -> InsertPlan:
+            table = self.tables[kind]
+            columns = facts.columns.get(table)
+            return plan_insert(kind, self.target(kind).qualified, suffix, columns,
+                               constants=constants)  # fmt: skip
+
+        self._plans = Plans(build, self.row_suffixes)
+
+    def origin(self, kind: int) -> str:
+        return self.row_suffixes[kind].decode("utf-8")
 
     def _leave_constants(self, outcome: Outcome, said: str) -> Outcome:
         """The server refused an insert through ``input()`` for a reason other than access, a
@@ -442,10 +452,12 @@ class ClickHouseSink:
     def target(self, kind: int) -> Target:
         return Target(self.database, self.tables[kind])
 
-    def prepare(self, kind: int, body: bytes | bytearray, token: str | None) -> Prepared:
+    def prepare(
+        self, kind: int, body: bytes | bytearray, token: str | None, origin: str = ""
+    ) -> Prepared:
         """URL, wire body and headers of one insert; the body is compressed here, once."""
-        assert self._codec is not None, "discover() first"
-        plan = self._plans[kind]
+        assert self._codec is not None and self._plans is not None, "discover() first"
+        plan = self._plans.for_batch(kind, origin)
         body = plan.rows(bytes(body))
         headers = auth_headers(self.username, self.password)
         headers["Content-Type"] = "application/x-ndjson"
@@ -479,6 +491,7 @@ class ClickHouseSink:
             and not outcome.retryable
             and not outcome.too_large
             and outcome.key != "auth"
+            and self._plans is not None
             and self._plans[prepared.kind].constants  # so was this request (never turns back)
         ):
             return self._leave_constants(outcome, server_message(response.data))

@@ -19,13 +19,13 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..transport import Outcome, Prepared
 from .clickhouse import schema_statements
-from .insert_plan import InsertPlan, columns_query, parse_columns, plan_insert, sql_string
+from .insert_plan import InsertPlan, Plans, columns_query, parse_columns, plan_insert, sql_string
 
 #: JSON values the tables keep as text (attributes' numbers, booleans, arrays and objects)
 SETTINGS = (
@@ -56,8 +56,8 @@ class EmbeddedSink:
     #: ``insert_plan``; kept as the fallback and for the bench's comparison)
     constants: bool = True
     _session: Any = field(default=None, repr=False)
-    _plans: dict[int, InsertPlan] = field(default_factory=dict, repr=False)
-    _old_plans: dict[int, InsertPlan] = field(default_factory=dict, repr=False)  # completed rows
+    _plans: Plans | None = field(default=None, repr=False)
+    _old_plans: Plans | None = field(default=None, repr=False)  # completed rows
     _scratch: str = field(default="", repr=False)
 
     name = "embedded"
@@ -81,11 +81,21 @@ class EmbeddedSink:
                 key="embedded-open",
                 message=f"cannot open the embedded ClickHouse at {self.path}: {exc}",
             )
-        for kind, table in self.tables.items():
-            args = (kind, f"{self.database}.{table}", self.row_suffixes[kind], columns.get(table))
-            self._plans[kind] = plan_insert(*args, constants=self.constants)
-            self._old_plans[kind] = plan_insert(*args, constants=False)
+
+        def builder(constants: bool) -> Callable[[int, bytes], InsertPlan]:
+            def build(kind: int, suffix: bytes) -> InsertPlan:
+                table = self.tables[kind]
+                return plan_insert(kind, f"{self.database}.{table}", suffix, columns.get(table),
+                                   constants=constants)  # fmt: skip
+
+            return build
+
+        self._plans = Plans(builder(self.constants), self.row_suffixes)
+        self._old_plans = Plans(builder(False), self.row_suffixes)
         return Outcome.delivered()
+
+    def origin(self, kind: int) -> str:
+        return self.row_suffixes[kind].decode("utf-8")
 
     def _settings(self, token: str | None) -> str:
         settings = f"SETTINGS {SETTINGS}"
@@ -93,8 +103,11 @@ class EmbeddedSink:
             settings += f", insert_deduplication_token = '{_quote(token)}'"
         return settings
 
-    def prepare(self, kind: int, body: bytes | bytearray, token: str | None) -> Prepared:
-        plan = self._plans[kind]
+    def prepare(
+        self, kind: int, body: bytes | bytearray, token: str | None, origin: str = ""
+    ) -> Prepared:
+        assert self._plans is not None, "discover() first"
+        plan = self._plans.for_batch(kind, origin)
         settings = self._settings(token)
         if plan.constants and self._batch_file():
             rows = plan.rows(bytes(body))
@@ -103,12 +116,14 @@ class EmbeddedSink:
             # put in when the batch is sent (the directory may have been made again meanwhile)
             head = plan.statement("file(", settings)
             tail = f", JSONEachRow, {sql_string(plan.structure)})"
-            return Prepared(kind, rows, head, {"settings": settings, "tail": tail}, len(rows))
-        return self._completed(kind, bytes(body), settings)
+            headers = {"settings": settings, "tail": tail, "origin": origin}
+            return Prepared(kind, rows, head, headers, len(rows), plan.params)
+        return self._completed(kind, bytes(body), settings, origin)
 
-    def _completed(self, kind: int, body: bytes, settings: str) -> Prepared:
+    def _completed(self, kind: int, body: bytes, settings: str, origin: str) -> Prepared:
         """The rows completed with the shared columns, after the statement (the old path)."""
-        plan = self._old_plans[kind]
+        assert self._old_plans is not None
+        plan = self._old_plans.for_batch(kind, origin)
         rows = plan.rows(body)
         statement = f"INSERT INTO {plan.table} {settings} FORMAT JSONEachRow\n"
         return Prepared(kind, statement.encode() + rows, raw_bytes=len(rows))
@@ -148,12 +163,15 @@ class EmbeddedSink:
             with contextlib.suppress(OSError):
                 os.rmdir(self._scratch)
             self._scratch = ""  # the next batch makes a new directory
-            old = self._completed(prepared.kind, bytes(prepared.wire), prepared.headers["settings"])
+            old = self._completed(
+                prepared.kind, bytes(prepared.wire), prepared.headers["settings"],
+                prepared.headers["origin"],
+            )  # fmt: skip
             self._session.query(bytes(old.wire).decode("utf-8"))
             return
         try:
             statement = prepared.url + sql_string(name) + prepared.headers["tail"]
-            self._session.query(statement, params=self._plans[prepared.kind].params)
+            self._session.query(statement, params=dict(prepared.params))
         finally:
             # gone at once: a writer that dies leaves no batch in memory behind (/dev/shm
             # outlives processes), only its empty directory

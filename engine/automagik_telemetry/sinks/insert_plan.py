@@ -27,7 +27,7 @@ columns than ``schema.sql`` still gets its rows.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -207,6 +207,47 @@ class InsertPlan:
     def statement(self, source: str, settings: str = "") -> str:
         """The constants path's statement, reading the rows from ``source``."""
         return f"{self.into} {settings}{' ' if settings else ''}{self.select}{source}"
+
+
+class Plans:
+    """A sink's insert plans: its own, one per ring kind, and those of batches of another
+    origin (replayed from a spool file another process wrote: ``Sink.origin`` is the row
+    suffix as text), built when first needed and a bounded number kept."""
+
+    KEEP: Final = 64
+
+    def __init__(self, build: Callable[[int, bytes], InsertPlan], suffixes: Sequence[bytes]):
+        self._build = build
+        self.own = {kind: build(kind, suffix) for kind, suffix in enumerate(suffixes)}
+        self._origins = [suffix.decode("utf-8") for suffix in suffixes]
+        self._foreign: dict[tuple[int, str], InsertPlan] = {}
+
+    def __getitem__(self, kind: int) -> InsertPlan:
+        return self.own[kind]
+
+    def origin(self, kind: int) -> str:
+        return self._origins[kind]
+
+    def for_batch(self, kind: int, origin: str) -> InsertPlan:
+        """The plan of a batch of ``origin`` ("" or the sink's own: its own plan). An origin
+        that is not a row suffix (a damaged header) gives the sink's own plan: the rows land,
+        with this writer's shared columns."""
+        if not origin or origin == self._origins[kind]:
+            return self.own[kind]
+        plan = self._foreign.get((kind, origin))
+        if plan is None:
+            suffix = origin.encode("utf-8")
+            try:
+                shared = shared_columns(suffix)
+                if not isinstance(shared, dict) or not suffix.endswith(ROW_END):
+                    raise ValueError(origin)
+                plan = self._build(kind, suffix)
+            except (ValueError, AssertionError, msgspec.DecodeError):
+                return self.own[kind]
+            if len(self._foreign) >= self.KEEP:
+                self._foreign.clear()
+            self._foreign[(kind, origin)] = plan
+        return plan
 
 
 def plan_insert(

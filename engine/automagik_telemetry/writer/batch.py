@@ -25,6 +25,9 @@ class Batch:
     copy: SpooledBatch | None = None  # kept in the spool (claimed) while it is in flight
     sent_at: float = 0.0  # monotonic time it was handed to a sender
     copy_refused: bool = False  # the spool had no room for its copy: not tried again
+    #: where its rows come from (``Sink.origin``): "" for the rows of this writer's ring (the
+    #: sink's own); a replayed batch keeps the origin its spool file holds
+    origin: str = ""
 
     @property
     def from_ring(self) -> bool:

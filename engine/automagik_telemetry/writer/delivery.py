@@ -121,7 +121,9 @@ class Delivery:
             if outcome.ok:
                 if prepared is None:
                     try:
-                        prepared = self.sink.prepare(batch.kind, batch.body, batch.token)
+                        prepared = self.sink.prepare(
+                            batch.kind, batch.body, batch.token, batch.origin
+                        )
                     except BatchTooLarge as exc:
                         return self._deliver_halves(batch, oversized(exc))
                     except ValueError as exc:  # rows this sink cannot read: kept, not retried
@@ -169,8 +171,24 @@ class Delivery:
             "%s: %d rows sent again as %d + %d", outcome.key, batch.rows, rows, batch.rows - rows
         )
         halves = (
-            Batch(batch.kind, -1, -1, rows, batch.body[:length], f"{batch.token}.1"),
-            Batch(batch.kind, -1, -1, batch.rows - rows, batch.body[length:], f"{batch.token}.2"),
+            Batch(
+                batch.kind,
+                -1,
+                -1,
+                rows,
+                batch.body[:length],
+                f"{batch.token}.1",
+                origin=batch.origin,
+            ),
+            Batch(
+                batch.kind,
+                -1,
+                -1,
+                batch.rows - rows,
+                batch.body[length:],
+                f"{batch.token}.2",
+                origin=batch.origin,
+            ),
         )
         # a half that cannot be delivered fails the whole batch, which is then kept whole
         # (spooled): the half already delivered goes again (at least once)

@@ -73,7 +73,7 @@ class Writer:
             batch_size=settings.batch_size, flush_interval=settings.flush_interval,
         )  # fmt: skip
         self.spooling = Spooling(settings, self.control, self.publisher, self._stats_lock,
-                                 self.token)  # fmt: skip
+                                 self.token, sink.origin)  # fmt: skip
         self.delivery = Delivery(
             sink,
             self.control,

@@ -48,8 +48,11 @@ class Spooling:
         publisher: Publisher,
         stats_lock: threading.Lock,
         token: Callable[[Batch], str],
+        origin: Callable[[int], str],
     ) -> None:
         self.settings = settings
+        #: the sink's own origin of a ring kind: kept with every batch written to disk
+        self.origin = origin
         self.control = control
         self.publisher = publisher
         self.stats_lock = stats_lock
@@ -137,8 +140,9 @@ class Spooling:
         assert self.spool is not None
         body = bytes(lz4.frame.compress(batch.body))
         outcome, stored = self.spool.store(
-            batch.kind, batch.rows, batch.token, SPOOL_ENCODING, body, claimed=claimed
-        )
+            batch.kind, batch.rows, batch.token, SPOOL_ENCODING, body, claimed=claimed,
+            origin=batch.origin or self.origin(batch.kind),
+        )  # fmt: skip
         with self.stats_lock:
             if outcome is Stored.STORED:
                 self.pending = self.pending or not claimed
@@ -219,7 +223,8 @@ class Spooling:
             body = lz4.frame.decompress(body)
         # While the sink is down, a replay is a probe: one attempt, then back to the spool.
         attempts = None if healthy else 0
-        return Batch(header.kind, -1, -1, header.rows, body, header.token, spooled, attempts)
+        return Batch(header.kind, -1, -1, header.rows, body, header.token, spooled, attempts,
+                     origin=header.origin)  # fmt: skip
 
     def on_disk(self, kind: int) -> list[int]:
         """Ring starts of rows of ``kind`` kept on disk (or lost there), not yet delivered."""
@@ -237,8 +242,9 @@ class Spooling:
             where = str(self.set_aside.directory)
             body = bytes(lz4.frame.compress(batch.body))
             with self._set_aside_lock:
+                origin = batch.origin or self.origin(batch.kind)
                 kept = self.set_aside.put(batch.kind, batch.rows, batch.token, SPOOL_ENCODING,
-                                          body)  # fmt: skip
+                                          body, origin)  # fmt: skip
         with self.stats_lock:
             self.control.add(Counter.SEND_FAILURES)
             self.control.add(Counter.ROWS_SET_ASIDE if kept else Counter.ROWS_REJECTED, batch.rows)

@@ -43,6 +43,7 @@ No message here contains a header value (they may hold API keys) or a URL's quer
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import gc
 import logging
@@ -51,6 +52,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import msgspec
 import urllib3
 
 from ...ring.layout import KIND_METRIC, KIND_TRACE
@@ -92,6 +94,29 @@ def _collector_off() -> Iterator[None]:
     finally:
         if was_on:
             gc.enable()
+
+
+def origin_of(resource: bytes, *, protobuf: bool) -> str:
+    """A sink's resource as the text a spool file keeps (``Sink.origin``)."""
+    if protobuf:
+        return "pb:" + base64.b64encode(resource).decode("ascii")
+    return "json:" + resource.decode("utf-8")
+
+
+def resource_of(origin: str, *, protobuf: bool) -> bytes | None:
+    """The resource bytes of ``origin`` for this protocol; None when it is of the other
+    protocol or does not decode."""
+    kind, _, text = origin.partition(":")
+    try:
+        if protobuf and kind == "pb":
+            return base64.b64decode(text, validate=True)
+        if not protobuf and kind == "json":
+            resource = text.encode("utf-8")
+            msgspec.json.decode(resource)  # whole JSON, or not used
+            return resource
+    except (ValueError, msgspec.DecodeError):
+        return None
+    return None
 
 
 @dataclass
@@ -146,9 +171,13 @@ class OtlpSink:
         clients: tuple[HttpClient, ...] = (),
         max_request_bytes: int = 16 << 20,
         compact: bool = True,
+        resource: bytes = b"",
     ) -> None:
         self.routes = routes
         self.protobuf = protobuf
+        #: the resource as ``origin`` gives it: "json:" and the JSON, or "pb:" and base64
+        self._origin = origin_of(resource, protobuf=protobuf)
+        self._envelopes: dict[tuple[int, str], tuple[bytes, bytes]] = {}
         self.compression_threshold = compression_threshold
         self._clients = clients or tuple({id(r.http): r.http for r in routes}.values())
         self._wire: OtlpJsonRows | OtlpProtobufRows = (
@@ -206,6 +235,7 @@ class OtlpSink:
             clients=tuple(clients.values()),
             max_request_bytes=settings.max_batch_bytes,
             compact=settings.record_format == "sized",
+            resource=resource,
         )
 
     def discover(self) -> Outcome:
@@ -239,15 +269,39 @@ class OtlpSink:
         rows_bytes = (request_bytes - self._envelope[kind]) * 0.9
         return max(int(rows_bytes / self._growth[kind]), 1)
 
-    def frame(self, kind: int, body: bytes | bytearray) -> bytes:
-        """The export request of a batch (compact rows, or wire rows of older versions)."""
+    def origin(self, kind: int) -> str:
+        return self._origin
+
+    def envelope(self, kind: int, origin: str) -> tuple[bytes, bytes]:
+        """The request's bytes around the rows for a batch of ``origin`` ("" or this sink's:
+        its own). A resource of the other protocol, or one that does not decode, gives this
+        sink's own: the rows are sent, with this writer's resource."""
         route = self.routes[kind]
+        if not origin or origin == self._origin:
+            return route.prefix, route.suffix
+        found = self._envelopes.get((kind, origin))
+        if found is None:
+            resource = resource_of(origin, protobuf=self.protobuf)
+            if resource is None:
+                return route.prefix, route.suffix
+            if self.protobuf:
+                found = delimited(b"\x0a", resource), delimited(b"\x0a", protobuf_scope())
+            else:
+                found = json_envelope(kind, resource or b"{}", json_scope())
+            if len(self._envelopes) >= 64:
+                self._envelopes.clear()
+            self._envelopes[(kind, origin)] = found
+        return found
+
+    def frame(self, kind: int, body: bytes | bytearray, origin: str = "") -> bytes:
+        """The export request of a batch (compact rows, or wire rows of older versions)."""
+        prefix, suffix = self.envelope(kind, origin)
         if is_compact(body):
             rows = self.wire_rows(kind, body)
             if self.protobuf:
-                payload = frame_protobuf(route.prefix, route.suffix, b"".join(rows))
+                payload = frame_protobuf(prefix, suffix, b"".join(rows))
             else:
-                payload = b"".join((route.prefix, b",".join(rows), route.suffix))
+                payload = b"".join((prefix, b",".join(rows), suffix))
             self._growth[kind] = max(len(payload) - self._envelope[kind], 1) / len(body)
             if len(payload) > self.max_request_bytes and len(rows) > 1:
                 raise BatchTooLarge(
@@ -256,10 +310,12 @@ class OtlpSink:
                 )
             return payload
         if self.protobuf:
-            return frame_protobuf(route.prefix, route.suffix, body)
-        return frame_json(route.prefix, route.suffix, body)
+            return frame_protobuf(prefix, suffix, body)
+        return frame_json(prefix, suffix, body)
 
-    def prepare(self, kind: int, body: bytes | bytearray, token: str | None) -> Prepared:
+    def prepare(
+        self, kind: int, body: bytes | bytearray, token: str | None, origin: str = ""
+    ) -> Prepared:
         """The request of one batch, framed and compressed once. ValueError for a batch that
         does not hold whole rows (the writer sets it aside)."""
         route = self.routes[kind]
@@ -271,7 +327,7 @@ class OtlpSink:
             else:
                 rows = body.count(b"\n")
             return Unsent(kind, b"", rows=rows)
-        payload = self.frame(kind, body)
+        payload = self.frame(kind, body, origin)
         if route.codec.content_encoding and len(payload) >= self.compression_threshold:
             return Prepared(
                 kind, route.codec.compress(payload), route.url, route.compressed_headers,
