@@ -32,7 +32,12 @@ class _SwitchingSink:
     def discover(self) -> Outcome:
         return Outcome.delivered()
 
-    def prepare(self, kind: int, body: bytes | bytearray, token: str | None) -> Prepared:
+    def origin(self, kind: int) -> str:
+        return ""
+
+    def prepare(
+        self, kind: int, body: bytes | bytearray, token: str | None, origin: str = ""
+    ) -> Prepared:
         return Prepared(kind, bytes(body), url=self.way)
 
     def send(self, prepared: Prepared) -> Outcome:
