@@ -43,6 +43,8 @@ from automagik_telemetry.sinks.embedded import EmbeddedSink
 from bench.bench_inserts import NAMES, SUFFIXES, TABLES, own_rows
 
 _CHDB: Any = chdb_session  # chdb ships no type information
+#: chdb's directories: in memory when the system has it (less disk noise; sizes are the same)
+SCRATCH = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
 
 _ROW_ID = re.compile(
     r"\b(trace_id|span_id|metric_id|log_id) String DEFAULT lower\(hex\(randomString\(\d+\)\)\)"
@@ -160,10 +162,14 @@ def _query_text(session: Any, sql: str) -> str:
 
 
 def run_variant(
-    variant: Variant, bodies: tuple[bytes, ...], r: int, results: dict[tuple[str, int], Result]
+    variant: Variant,
+    bodies: tuple[bytes, ...],
+    r: int,
+    results: dict[tuple[str, int], Result],
+    settle: float,
 ) -> None:
     """One repeat of one variant: fresh directory, the variant's tables, one insert per kind."""
-    path = tempfile.mkdtemp(prefix=f"bench-schema-{variant.key}-")
+    path = tempfile.mkdtemp(prefix=f"bench-schema-{variant.key}-", dir=SCRATCH)
     database = f"v_{variant.key}"
     try:
         session: Any = _CHDB.Session(path)
@@ -175,6 +181,7 @@ def run_variant(
         assert sink.discover().ok  # the variant's tables exist: its CREATEs change nothing
         timed = TimedSession(sink._session)
         sink._session = timed
+        time.sleep(settle)  # the session's start-up work in chdb's threads is not counted
         for kind, body in enumerate(bodies):
             rows = body.count(b"\n")
             prepared = sink.prepare(kind, body, f"bench-{r}-{variant.key}-{kind}")
@@ -196,6 +203,39 @@ def run_variant(
         sink.close()
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+#: the schema's default expressions alone, over ``numbers(N)`` (``ts`` stands for timestamp_ns)
+EXPRESSIONS = (
+    ("(nothing: the baseline)", "ts"),
+    ("lower(hex(randomString(16)))", "lower(hex(randomString(16 + ts % 1)))"),
+    ("lower(hex(randomString(8)))", "lower(hex(randomString(8 + ts % 1)))"),
+    ("fromUnixTimestamp64Nano(toInt64(ts), 'UTC')", "fromUnixTimestamp64Nano(toInt64(ts), 'UTC')"),
+    ("now64(9)", "now64(9)"),
+    ("now()", "now()"),
+)
+
+
+def expressions(rows: int, repeat: int) -> list[tuple[str, float]]:
+    """CPU µs per row of each default expression evaluated alone (best of ``repeat``, less the
+    baseline's). The ``+ ts % 1`` keeps the random strings per row, as a column default is."""
+    path = tempfile.mkdtemp(prefix="bench-schema-expr-", dir=SCRATCH)
+    best = [1e9] * len(EXPRESSIONS)
+    try:
+        session: Any = _CHDB.Session(path)
+        for _ in range(repeat):
+            for i, (_, expr) in enumerate(EXPRESSIONS):
+                sql = (
+                    f"SELECT {expr} FROM (SELECT 1700000000000000000 + number AS ts "
+                    f"FROM numbers({rows})) FORMAT Null"
+                )
+                cpu = time.process_time()
+                session.query(sql)
+                best[i] = min(best[i], (time.process_time() - cpu) / rows * 1e6)
+        session.close()
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+    return [(name, b - best[0]) for (name, _), b in zip(EXPRESSIONS, best, strict=True)]
 
 
 def table(results: dict[tuple[str, int], Result], rows: int, repeat: int, load: str) -> str:
@@ -224,22 +264,45 @@ def table(results: dict[tuple[str, int], Result], rows: int, repeat: int, load: 
     return "\n".join(lines)
 
 
+def expression_table(costs: list[tuple[str, float]], rows: int, repeat: int) -> str:
+    lines = [
+        f"Default expressions alone: `SELECT expr FROM numbers({rows:,}) FORMAT Null`, "
+        f"best of {repeat}, CPU µs/row less the baseline's",
+        "",
+        "| expression | CPU µs/row |",
+        "|---|---:|",
+    ]
+    lines += [f"| `{name}` | {cost:.3f} |" for name, cost in costs[1:]]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=100_000, help="rows of each kind")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--md", help="also write the table here (markdown)")
+    parser.add_argument("--warmup", type=int, default=1, help="repeats run first, not counted")
+    parser.add_argument("--settle", type=float, default=0.3, help="seconds between a session's "
+                        "start and its first insert")  # fmt: skip
+    parser.add_argument("--expr-rows", type=int, default=2_000_000)
     args = parser.parse_args(argv)
 
     load_start = Path("/proc/loadavg").read_text().strip()
     bodies = own_rows(args.rows)
     results: dict[tuple[str, int], Result] = {}
-    for r in range(args.repeat):
+    for r in range(args.warmup + args.repeat):
+        if r == args.warmup:
+            results.clear()
         for variant in VARIANTS:
-            run_variant(variant, bodies, r, results)
-        print(f"repeat {r + 1}/{args.repeat} done", file=sys.stderr)
+            run_variant(variant, bodies, r, results, args.settle)
+        print(f"repeat {r + 1}/{args.warmup + args.repeat} done", file=sys.stderr)
+    costs = expressions(args.expr_rows, args.repeat)
     load = f"`{load_start}` / `{Path('/proc/loadavg').read_text().strip()}`"
-    text = table(results, args.rows, args.repeat, load)
+    text = (
+        table(results, args.rows, args.repeat, load)
+        + "\n\n"
+        + expression_table(costs, args.expr_rows, args.repeat)
+    )
     print(text)
     if args.md:
         Path(args.md).write_text(
