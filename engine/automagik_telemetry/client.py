@@ -175,10 +175,12 @@ class AutomagikTelemetry(AsyncTracking):
         full_ring = FullRing(
             self.config, self._ring, self._control, lambda: supervisor.writer_alive
         )
-        self._producer = Producer(
+        producer = self._producer = Producer(
             self.config, self._ring, rows, full_ring, self._dropped, self._warn_once
         )
-        self._bind(self._producer)
+        control = self._control
+        supervisor.on_tick = lambda: producer.leave_out(control.unstored_attributes)
+        self._bind(producer)
         supervisor.start()
         atexit.register(self._at_exit)
 

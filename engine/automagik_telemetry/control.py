@@ -94,6 +94,16 @@ class Control:
     def spool_state(self, state: SpoolState) -> None:
         self.words[Slot.SPOOL_STATE] = state
 
+    @property
+    def unstored_attributes(self) -> int:
+        """A bit per ring kind (``1 << kind``): the destination's table keeps no attributes
+        (learnt by the writer), so the rows need not carry them."""
+        return int(self.words[Slot.UNSTORED_ATTRIBUTES])
+
+    @unstored_attributes.setter
+    def unstored_attributes(self, mask: int) -> None:
+        self.words[Slot.UNSTORED_ATTRIBUTES] = mask
+
     # --- the writer's presence
 
     def writer_started(self, pid: int) -> None:

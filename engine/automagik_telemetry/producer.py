@@ -167,12 +167,48 @@ class Producer:
         self.lock = ring_writer.lock
         self._appenders = ring_writer.appenders
         self._rows = rows
+        # the encoders' methods, replaced by ``leave_out`` for rings whose table keeps no
+        # attributes (a wrapper that drops them costs less than encoding them)
+        self._span = rows.span
+        self._metric = rows.metric
+        self._log = rows.log
+        self._left_out = 0
         self.full_ring = full_ring
         self.accepted = 0
         self.dropped = dropped  # the client's: drops of every kind in one place
         self._warn_once = warn_once
         #: set while an async track call runs, whose wait for room was an asyncio.sleep
         self.in_event_loop = threading.local()
+
+    def leave_out(self, mask: int) -> None:
+        """Rows of the ring kinds in ``mask`` (``1 << kind``) are encoded without attributes
+        from now on: the writer learnt that their table keeps none (Debian's 18.16 with the
+        legacy schema), so encoding them would cost the calling thread for nothing (the writer
+        cut them anyway). Called by the supervisor's thread; each store is atomic."""
+        if mask == self._left_out:
+            return
+        rows = self._rows
+
+        def span_without(t: int, n: str, a: Any, e: str | None) -> bytes | bytearray:
+            return rows.span(t, n, None, e)
+
+        def metric_without(t: int, n: str, v: float, k: MetricType, a: Any) -> bytes | bytearray:
+            return rows.metric(t, n, v, k, None)
+
+        def log_without(t: int, m: str, s: LogSeverity, a: Any) -> bytes | bytearray:
+            return rows.log(t, m, s, None)
+
+        span: Callable[..., bytes | bytearray] = rows.span
+        metric: Callable[..., bytes | bytearray] = rows.metric
+        log: Callable[..., bytes | bytearray] = rows.log
+        if mask & (1 << KIND_TRACE):
+            span = span_without
+        if mask & (1 << KIND_METRIC):
+            metric = metric_without
+        if mask & (1 << KIND_LOG):
+            log = log_without
+        self._span, self._metric, self._log = span, metric, log
+        self._left_out = mask
 
     def track_event(self, event_name: str, attributes: Mapping[str, Any] | None = None) -> None:
         """Record an event (a span named ``event_name``). Never raises, never waits on I/O."""
@@ -183,7 +219,7 @@ class Producer:
                 event_name = str(event_name)
             if attributes is not None and type(attributes) is not dict:
                 attributes = dict(attributes)
-            row = self._rows.span(_time_ns(), event_name, attributes, None)
+            row = self._span(_time_ns(), event_name, attributes, None)
             if self._appenders[KIND_TRACE](row):
                 self.accepted += 1
             else:
@@ -213,7 +249,7 @@ class Producer:
         lock = self.lock
         lock.acquire()
         try:
-            row = self._rows.span(_time_ns(), ERROR_EVENT, attributes, message)
+            row = self._span(_time_ns(), ERROR_EVENT, attributes, message)
             if self._appenders[KIND_TRACE](row):
                 self.accepted += 1
             else:
@@ -241,7 +277,7 @@ class Producer:
                 value = _number(value)
             if attributes is not None and type(attributes) is not dict:
                 attributes = dict(attributes)
-            row = self._rows.metric(_time_ns(), metric_name, value, kind, attributes)
+            row = self._metric(_time_ns(), metric_name, value, kind, attributes)
             if self._appenders[KIND_METRIC](row):
                 self.accepted += 1
             else:
@@ -266,7 +302,7 @@ class Producer:
                 message = str(message)
             if attributes is not None and type(attributes) is not dict:
                 attributes = dict(attributes)
-            row = self._rows.log(_time_ns(), message, level, attributes)
+            row = self._log(_time_ns(), message, level, attributes)
             if self._appenders[KIND_LOG](row):
                 self.accepted += 1
             else:

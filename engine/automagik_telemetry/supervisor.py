@@ -6,6 +6,7 @@ behind, and stops all of them at shutdown. One thread, waking every ``SUPERVISE_
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
@@ -82,6 +83,9 @@ class Supervisor:
         self._started_at = 0.0
         self._crash_streak = 0
         self._closed = False
+        #: called on every pass (the client passes on what the writer learnt: tables
+        #: without attributes, ``Producer.leave_out``)
+        self.on_tick: Callable[[], None] | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name="automagik-telemetry-supervisor", daemon=True
@@ -103,6 +107,9 @@ class Supervisor:
     def _run(self) -> None:
         while not self._stop.wait(SUPERVISE_EVERY):
             self.relay_messages()
+            if self.on_tick is not None:
+                with contextlib.suppress(ValueError):  # the ring was released meanwhile
+                    self.on_tick()
             if self.adopted:  # reap the writers of adopted segments once they are done
                 self.adopted = [p for p in self.adopted if p.poll() is None]
             writer = self.writer

@@ -369,3 +369,49 @@ def test_the_http_statement_and_parameters_store_exactly_on_a_current_clickhouse
             assert all(row == STORED for row in rows), rows[0]
     finally:
         embedded.close()
+
+
+def test_18_16_the_producer_leaves_out_the_attributes_no_table_keeps(
+    ch_db: ClickHouseDatabase,
+) -> None:
+    """The legacy tables have no ``attributes``: once the writer has learnt it, the calling
+    thread stops encoding them (the rows carry an empty object, which the writer cuts), and
+    every row still lands."""
+    from automagik_telemetry import AutomagikTelemetry
+
+    client = AutomagikTelemetry(**ch_db.client_options())  # type: ignore[arg-type]
+    try:
+        client.track_event("first", {"a": 1})
+        assert client.flush(timeout=30)
+        producer = client._producer
+        assert producer is not None
+        deadline = time.monotonic() + 10
+        while producer._left_out != 0b111 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert producer._left_out == 0b111  # traces, metrics and logs: none keeps attributes
+        row = bytes(producer._span(1, "e", {"secret": "not encoded"}, None))
+        assert b"not encoded" not in row and b'"attributes":{}' in row
+        for i in range(2_000):
+            client.track_event("later", {"i": i, "payload": "x" * 50})
+            client.track_log(f"log {i}", LogSeverity.INFO, {"i": i})
+        assert client.flush(timeout=60)
+    finally:
+        client.shutdown()
+    assert ch_db.count("traces") == 2_001 and ch_db.count("logs") == 2_000
+
+
+def test_embedded_tables_with_attributes_keep_the_producer_encoding_them(tmp_path: Path) -> None:
+    from automagik_telemetry import AutomagikTelemetry
+
+    client = AutomagikTelemetry(
+        project_name="p", version="1", backend="embedded", embedded_path=str(tmp_path / "db")
+    )
+    try:
+        client.track_event("first", {"a": 1})
+        assert client.flush(timeout=60)
+        time.sleep(0.5)  # a few supervisor passes
+        producer = client._producer
+        assert producer is not None and producer._left_out == 0
+        assert b'"a":1' in bytes(producer._span(1, "e", {"a": 1}, None))
+    finally:
+        client.shutdown()

@@ -76,6 +76,8 @@ class Slot:
     RESENT_AFTER_TIMEOUT: Final = 55  # batches sent again after an attempt that timed out
     BYTES_SPILLED: Final = 56  # ring bytes written to the spool
     SPOOL_ERRORS: Final = 57  # writes the disk refused (ENOSPC, EIO, read-only)
+    #: a bit per ring kind: its table keeps no attributes, so the producer may leave them out
+    UNSTORED_ATTRIBUTES: Final = 58
     # per ring: RING_BASE + kind * RING_STRIDE + offset
     RING_BASE: Final = 64
     RING_STRIDE: Final = 64

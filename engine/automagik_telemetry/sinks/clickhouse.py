@@ -367,6 +367,11 @@ class ClickHouseSink:
     def origin(self, kind: int) -> str:
         return self.row_suffixes[kind].decode("utf-8")
 
+    def unstored_attributes(self) -> int:
+        """A bit per ring kind whose table has no ``attributes`` column (18.16's legacy
+        tables): the producer then leaves them out of the rows (``Producer.leave_out``)."""
+        return self._plans.unstored("attributes") if self._plans is not None else 0
+
     def _leave_constants(self, outcome: Outcome, said: str) -> Outcome:
         """The server refused an insert through ``input()`` for a reason other than access, a
         missing table, a request too large or passing trouble: from now on this sink sends

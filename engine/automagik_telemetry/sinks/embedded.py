@@ -97,6 +97,10 @@ class EmbeddedSink:
     def origin(self, kind: int) -> str:
         return self.row_suffixes[kind].decode("utf-8")
 
+    def unstored_attributes(self) -> int:
+        """A bit per ring kind whose table has no ``attributes`` column."""
+        return self._plans.unstored("attributes") if self._plans is not None else 0
+
     def _settings(self, token: str | None) -> str:
         settings = f"SETTINGS {SETTINGS}"
         if token:  # a re-sent batch is stored once (the schema keeps a deduplication window)

@@ -228,6 +228,10 @@ class Plans:
     def origin(self, kind: int) -> str:
         return self._origins[kind]
 
+    def unstored(self, name: str) -> int:
+        """A bit per ring kind whose table lacks the own field ``name``."""
+        return sum(1 << kind for kind, plan in self.own.items() if name in plan.dropped)
+
     def for_batch(self, kind: int, origin: str) -> InsertPlan:
         """The plan of a batch of ``origin`` ("" or the sink's own: its own plan). An origin
         that is not a row suffix (a damaged header) gives the sink's own plan: the rows land,

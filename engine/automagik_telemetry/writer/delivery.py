@@ -197,6 +197,10 @@ class Delivery:
     def _discover(self) -> Outcome:
         with self._discover_lock:
             outcome = self.sink.discover()
+            if outcome.ok:
+                unstored = getattr(self.sink, "unstored_attributes", None)
+                if unstored is not None:  # tables without attributes: the producer is told
+                    self.control.unstored_attributes = unstored()
             if outcome.ok and not self._discovered:
                 self._discovered = True
                 codec = getattr(self.sink, "codec_name", "")
