@@ -260,11 +260,13 @@ class Writer:
                     break
                 if batch.kind != kind or not batch.from_ring:
                     continue
-                excess -= batch.end - batch.start
-                if batch.safe or batch.copy_refused:
-                    continue
-                if spooling.keep_copy(batch) is Stored.FAILED:
+                refused = (
+                    batch.safe or batch.copy_refused or (spooling.keep_copy(batch) is Stored.FAILED)
+                )
+                if refused and not batch.safe and not batch.copy_refused:
                     return handed  # the disk refuses: the ring keeps the rows
+                if batch.safe:  # a copy the spool had no room for frees nothing
+                    excess -= batch.end - batch.start
             for waiting in [b for b in self.parked if b.kind == kind]:
                 if spooling.spill(waiting) is Stored.FAILED:
                     return handed
