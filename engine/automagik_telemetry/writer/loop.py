@@ -260,10 +260,8 @@ class Writer:
                     break
                 if batch.kind != kind or not batch.from_ring:
                     continue
-                refused = (
-                    batch.safe or batch.copy_refused or (spooling.keep_copy(batch) is Stored.FAILED)
-                )
-                if refused and not batch.safe and not batch.copy_refused:
+                needs_copy = not (batch.safe or batch.copy_refused)
+                if needs_copy and spooling.keep_copy(batch) is Stored.FAILED:
                     return handed  # the disk refuses: the ring keeps the rows
                 if batch.safe:  # a copy the spool had no room for frees nothing
                     excess -= batch.end - batch.start
