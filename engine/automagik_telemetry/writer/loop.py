@@ -9,8 +9,11 @@ batches to free senders (``_send``); commit. Room is made on disk for a ring whe
   waited longer than ``timeout``; then the ring's rows go to the spool as they make full
   batches, and batches in flight get a copy there, so the ring's tail moves on;
 * or more than ``HIGH_WATER`` of it is in use, whatever the reason (a destination slower than
-  the application, a writer catching up after a restart): then every unread row goes to disk
-  at once, and batches in flight get a copy.
+  the application, a writer catching up after a restart, a writer still starting): then its
+  oldest rows go to disk (batches in flight get a copy, then unread rows are spilled) until
+  what holds the ring is back under ``LOW_WATER``; the newer rows are sent as usual, and,
+  while a ring is past its low-water mark, its full batches go before what the spool holds,
+  so that only the rows the destination cannot take in time are written and read back.
 
 So the ring fills only when the disk refuses (or the spool is disabled); the producer never
 waits on the destination. What is on disk is replayed oldest first as soon as the destination
@@ -50,6 +53,8 @@ EXIT_DELIVERY_DEADLINE = 30.0  # longest a writer asked to exit keeps trying
 # up to two thirds of it (a third each) only while they are sent; past half, the producer is
 # outrunning the destination, and a ring that fills would make it wait.
 HIGH_WATER = 0.5
+# ... and rows go to disk, oldest first, until what holds it is back under this share.
+LOW_WATER = 0.25
 MIN_SPILL_BYTES = 4096
 
 
@@ -95,6 +100,7 @@ class Writer:
             settings.max_batch_bytes, self.reader.capacity // (settings.max_in_flight + 1)
         )
         self.high_water = int(self.reader.capacity * HIGH_WATER)
+        self.low_water = int(self.reader.capacity * LOW_WATER)
         # The application's pid comes from the settings, not getppid(): an application that
         # dies while its writer is still starting up must still be noticed.
         self.parent_pid = settings.producer_pid
@@ -238,22 +244,35 @@ class Writer:
         blocked = self.delivery.health.blocked(now) or self._stalled(now)
         handed = False
         for kind in KINDS:
-            over = self.reader.head(kind) - self.reader.tail(kind) > self.high_water
-            if not (blocked or over):
+            used = self.reader.head(kind) - self.reader.tail(kind)
+            if blocked:
+                # nothing leaves soon: every row onto disk, as it makes full batches
+                excess, mode = used, Take.FULL
+            elif used > self.high_water:
+                # the producer outruns a working destination: the oldest rows onto disk, so
+                # that what holds the ring is back under the low-water mark; the rest go
+                # as they would (nothing is written to disk that need not be)
+                excess, mode = used - self.low_water, Take.ALL
+            else:
                 continue
-            for batch in self.senders.in_flight:
-                if batch.kind != kind or batch.safe or batch.copy_refused:
+            for batch in sorted(self.senders.in_flight, key=lambda b: b.start):
+                if excess <= 0:
+                    break
+                if batch.kind != kind or not batch.from_ring:
                     continue
-                if spooling.keep_copy(batch) is Stored.FAILED:
+                needs_copy = not (batch.safe or batch.copy_refused)
+                if needs_copy and spooling.keep_copy(batch) is Stored.FAILED:
                     return handed  # the disk refuses: the ring keeps the rows
+                if batch.safe:  # a copy the spool had no room for frees nothing
+                    excess -= batch.end - batch.start
             for waiting in [b for b in self.parked if b.kind == kind]:
                 if spooling.spill(waiting) is Stored.FAILED:
                     return handed
                 self.parked.remove(waiting)
+                excess -= waiting.end - waiting.start
                 handed = True
             budget = self.batcher.unread(kind)  # what is there now, not what comes meanwhile
-            mode = Take.ALL if over else Take.FULL
-            while budget > 0:
+            while budget > 0 and (blocked or excess > 0):
                 taken = self.batcher.take(
                     kind, now, cap=self._spill_cap(kind), mode=mode, exiting=exiting,
                     flush_target=self.control.flush_target(kind),
@@ -261,6 +280,8 @@ class Writer:
                 if taken is None:
                     break
                 budget -= taken.end - taken.start
+                if not blocked:
+                    excess -= taken.end - taken.start
                 self.cuts.remember(kind, taken.start, taken.end)
                 handed = True
                 if spooling.spill(taken) is Stored.FAILED:
@@ -282,6 +303,9 @@ class Writer:
             if self.parked:
                 self.senders.submit(self.parked.pop(0))
                 handed = True
+                continue
+            if health.healthy and self._send_full_ring_batch(now, exiting):
+                handed = True  # a ring filling up goes first: its rows then never touch disk
                 continue
             replay = self.spooling.next_replay(health.healthy)
             if replay is not None:
@@ -305,6 +329,25 @@ class Writer:
             self.senders.submit(batch)
             handed = True
         return handed
+
+    def _send_full_ring_batch(self, now: float, exiting: bool) -> bool:
+        """Hand a full batch of a ring past its low-water mark to a sender, before what the
+        spool holds: while the application outruns the destination, the rows that are sent
+        straight from the ring are rows that need not be written to disk and read back; the
+        spool is replayed when the rings ease."""
+        reader = self.reader
+        for kind in KINDS:
+            if reader.head(kind) - reader.tail(kind) <= self.low_water:
+                continue
+            batch = self.batcher.take(
+                kind, now, cap=self._cap(kind), mode=Take.FULL, exiting=exiting,
+                flush_target=self.control.flush_target(kind),
+            )  # fmt: skip
+            if batch is not None:
+                self.cuts.remember(batch.kind, batch.start, batch.end)
+                self.senders.submit(batch)
+                return True
+        return False
 
     # --- commit
 
