@@ -117,7 +117,10 @@ class FaultDatabase(ClickHouseDatabase):
         return counts
 
     def tally(self, expected: Iterable[str], table: str = "traces") -> Tally:
-        """The counts, with the queries of the brief as a cross-check of the Python tally."""
+        """The counts, with the queries of the brief as a cross-check of the Python tally.
+        Taken once the table's count stays the same for a second: an insert that timed out
+        while the server was stopped may still land after the flush (at least once, 18.16)."""
+        self.settle(table)
         tally = Tally.of(self.names(table), expected)
         stored, distinct = self.query(
             f"SELECT count(), uniqExact(span_name) FROM {self.name}.{table}"
@@ -129,6 +132,17 @@ class FaultDatabase(ClickHouseDatabase):
         assert (int(stored), int(distinct)) == (tally.stored, tally.distinct)
         assert len([x for x in repeated.splitlines() if x]) == tally.duplicated_names
         return tally
+
+    def settle(self, table: str = "traces", timeout: float = 30.0) -> None:
+        """Wait until the table's count has not changed for a second (or ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        last = self.query(f"SELECT count() FROM {self.name}.{table}")
+        while time.monotonic() < deadline:
+            time.sleep(1.0)
+            now = self.query(f"SELECT count() FROM {self.name}.{table}")
+            if now == last:
+                return
+            last = now
 
     def distinct(self, table: str = "traces") -> int:
         try:

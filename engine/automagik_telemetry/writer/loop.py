@@ -11,9 +11,10 @@ batches to free senders (``_send``); commit. Room is made on disk for a ring whe
 * or more than ``HIGH_WATER`` of it is in use, whatever the reason (a destination slower than
   the application, a writer catching up after a restart, a writer still starting): then its
   oldest rows go to disk (batches in flight get a copy, then unread rows are spilled) until
-  what holds the ring is back under ``LOW_WATER``; the newer rows are sent as usual, and,
-  while a ring is past its low-water mark, its full batches go before what the spool holds,
-  so that only the rows the destination cannot take in time are written and read back.
+  what holds the ring is back under ``LOW_WATER``; the newer rows are sent as usual. (Sending
+  a ring's full batches before the spool's was tried: against a slow destination with a full
+  spool, batches in flight then held the ring's tail for seconds and the producer's wait ran
+  out, ``writer_stuck``; the spool goes first, as before.)
 
 So the ring fills only when the disk refuses (or the spool is disabled); the producer never
 waits on the destination. What is on disk is replayed oldest first as soon as the destination
@@ -304,9 +305,6 @@ class Writer:
                 self.senders.submit(self.parked.pop(0))
                 handed = True
                 continue
-            if health.healthy and self._send_full_ring_batch(now, exiting):
-                handed = True  # a ring filling up goes first: its rows then never touch disk
-                continue
             replay = self.spooling.next_replay(health.healthy)
             if replay is not None:
                 self.senders.submit(replay)
@@ -329,25 +327,6 @@ class Writer:
             self.senders.submit(batch)
             handed = True
         return handed
-
-    def _send_full_ring_batch(self, now: float, exiting: bool) -> bool:
-        """Hand a full batch of a ring past its low-water mark to a sender, before what the
-        spool holds: while the application outruns the destination, the rows that are sent
-        straight from the ring are rows that need not be written to disk and read back; the
-        spool is replayed when the rings ease."""
-        reader = self.reader
-        for kind in KINDS:
-            if reader.head(kind) - reader.tail(kind) <= self.low_water:
-                continue
-            batch = self.batcher.take(
-                kind, now, cap=self._cap(kind), mode=Take.FULL, exiting=exiting,
-                flush_target=self.control.flush_target(kind),
-            )  # fmt: skip
-            if batch is not None:
-                self.cuts.remember(batch.kind, batch.start, batch.end)
-                self.senders.submit(batch)
-                return True
-        return False
 
     # --- commit
 
