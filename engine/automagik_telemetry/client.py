@@ -178,8 +178,7 @@ class AutomagikTelemetry(AsyncTracking):
         producer = self._producer = Producer(
             self.config, self._ring, rows, full_ring, self._dropped, self._warn_once
         )
-        control = self._control
-        supervisor.on_tick = lambda: producer.leave_out(control.unstored_attributes)
+        supervisor.on_tick = self._apply_writer_hints
         self._bind(producer)
         supervisor.start()
         atexit.register(self._at_exit)
@@ -188,6 +187,14 @@ class AutomagikTelemetry(AsyncTracking):
     def _writer(self) -> subprocess.Popen[bytes] | None:
         """The writer process of this client's ring (None before it starts or after a fork)."""
         return self._supervisor.writer if self._supervisor is not None else None
+
+    def _apply_writer_hints(self) -> None:
+        """Pass on to the producer what the writer learnt of the destination (tables that keep
+        no attributes); also done on every supervisor pass."""
+        producer, control = self._producer, self._control
+        if producer is not None and control is not None:
+            with contextlib.suppress(ValueError):  # the ring was released meanwhile
+                producer.leave_out(control.unstored_attributes)
 
     def _relay_writer_messages(self) -> None:
         if self._supervisor is not None and self._ring is not None:
@@ -355,6 +362,7 @@ class AutomagikTelemetry(AsyncTracking):
         if flush is None:
             return True
         delivered = flush.wait(flush.request(), timeout, safe_only=False)
+        self._apply_writer_hints()  # what the writer learnt while delivering, at once
         refused = self._control.refused_rows()
         seen, self._refused_seen = self._refused_seen, refused
         return delivered and refused == seen

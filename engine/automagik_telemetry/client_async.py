@@ -45,6 +45,7 @@ class AsyncTracking:
             attributes: Mapping[str, Any] | None = None,
         ) -> None: ...
         def _flush_of_this_process(self) -> Flush | None: ...
+        def _apply_writer_hints(self) -> None: ...
 
     async def track_event_async(
         self, event_name: str, attributes: Mapping[str, Any] | None = None
@@ -92,4 +93,6 @@ class AsyncTracking:
         flush = self._flush_of_this_process()
         if flush is None:
             return True
-        return await flush.wait_async(flush.request(), timeout)
+        delivered = await flush.wait_async(flush.request(), timeout)
+        self._apply_writer_hints()
+        return delivered
