@@ -159,17 +159,22 @@ def _clickhouse(report: Report, config: TelemetryConfig, http: urllib3.PoolManag
     report.add("clickhouse endpoint", PASS, f"{endpoint} (HTTP interface)")
     try:
         ping = http.request("GET", f"{endpoint}/ping")
-    except urllib3.exceptions.SSLError as exc:
+    except urllib3.exceptions.HTTPError as exc:
+        # A TLS hello sent to a plain HTTP port ends in an SSL error, or, when the server
+        # closes first, in a reset connection: ask the same port in plain HTTP to tell which.
+        if not (
+            isinstance(exc, urllib3.exceptions.SSLError)
+            or (parts.scheme == "https" and _speaks_plain_http(parts.netloc))
+        ):
+            report.add("clickhouse ping", FAIL,
+                       f"nothing answers at {parts.hostname}:{port}: {_cause(exc)}",
+                       "start ClickHouse (cd infra && make start), or set clickhouse_endpoint "
+                       "(AUTOMAGIK_TELEMETRY_CLICKHOUSE_ENDPOINT) to where it runs")  # fmt: skip
+            _skip_rest(report, steps[1:], "the server does not answer")
+            return False
         plain = f"http://{parts.netloc}"
         report.add("clickhouse ping", FAIL, f"TLS failed at {endpoint}: {_cause(exc)}",
                    f"this server speaks plain HTTP: use {plain} (not https)")  # fmt: skip
-        _skip_rest(report, steps[1:], "the server does not answer")
-        return False
-    except urllib3.exceptions.HTTPError as exc:
-        report.add("clickhouse ping", FAIL,
-                   f"nothing answers at {parts.hostname}:{port}: {_cause(exc)}",
-                   "start ClickHouse (cd infra && make start), or set clickhouse_endpoint "
-                   "(AUTOMAGIK_TELEMETRY_CLICKHOUSE_ENDPOINT) to where it runs")  # fmt: skip
         _skip_rest(report, steps[1:], "the server does not answer")
         return False
     text = ping.data.decode("utf-8", "replace").strip()
@@ -443,6 +448,15 @@ def _writer(report: Report, config: TelemetryConfig, ready: bool, timeout: float
             with contextlib.suppress(Exception):
                 client.shutdown()
         shutil.rmtree(spool, ignore_errors=True)
+
+
+def _speaks_plain_http(netloc: str) -> bool:
+    """Whether ``netloc`` answers a plain HTTP ``/ping`` (an https endpoint that is not)."""
+    try:
+        with urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(total=5.0)) as plain:
+            return plain.request("GET", f"http://{netloc}/ping").status < 500
+    except urllib3.exceptions.HTTPError:
+        return False
 
 
 def _count_and_remove(config: TelemetryConfig, session: str, timeout: float) -> tuple[str, ...]:
