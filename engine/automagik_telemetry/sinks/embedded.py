@@ -35,10 +35,6 @@ SETTINGS = (
 )
 
 
-def _quote(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("'", "\\'")
-
-
 def _scratch_dir() -> str:
     """A private directory for the batch file: in memory when the system has one."""
     base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
@@ -104,7 +100,7 @@ class EmbeddedSink:
     def _settings(self, token: str | None) -> str:
         settings = f"SETTINGS {SETTINGS}"
         if token:  # a re-sent batch is stored once (the schema keeps a deduplication window)
-            settings += f", insert_deduplication_token = '{_quote(token)}'"
+            settings += f", insert_deduplication_token = {sql_string(token)}"
         return settings
 
     def prepare(

@@ -96,6 +96,14 @@ def _collector_off() -> Iterator[None]:
             gc.enable()
 
 
+def request_envelope(kind: int, resource: bytes, *, protobuf: bool) -> tuple[bytes, bytes]:
+    """(prefix, suffix) of an export request of ring kind ``kind`` around its rows: the
+    resource and the scope, in protobuf fields or the OTLP/JSON envelope."""
+    if protobuf:
+        return delimited(b"\x0a", resource), delimited(b"\x0a", protobuf_scope())
+    return json_envelope(kind, resource or b"{}", json_scope())
+
+
 def origin_of(resource: bytes, *, protobuf: bool) -> str:
     """A sink's resource as the text a spool file keeps (``Sink.origin``)."""
     if protobuf:
@@ -209,11 +217,7 @@ class OtlpSink:
             chosen = codec("gzip" if name == "auto" else name)
             extra = otlp.signal_headers[kind] if otlp.signal_headers is not None else otlp.headers
             content_type = PROTOBUF_TYPE if protobuf else JSON_TYPE
-            if protobuf:
-                prefix = delimited(b"\x0a", resource)
-                suffix = delimited(b"\x0a", protobuf_scope())
-            else:
-                prefix, suffix = json_envelope(kind, resource or b"{}", json_scope())
+            prefix, suffix = request_envelope(kind, resource, protobuf=protobuf)
             routes.append(
                 Route(
                     kind=kind,
@@ -284,10 +288,7 @@ class OtlpSink:
             resource = resource_of(origin, protobuf=self.protobuf)
             if resource is None:
                 return route.prefix, route.suffix
-            if self.protobuf:
-                found = delimited(b"\x0a", resource), delimited(b"\x0a", protobuf_scope())
-            else:
-                found = json_envelope(kind, resource or b"{}", json_scope())
+            found = request_envelope(kind, resource, protobuf=self.protobuf)
             if len(self._envelopes) >= 64:
                 self._envelopes.clear()
             self._envelopes[(kind, origin)] = found
